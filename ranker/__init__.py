@@ -1,0 +1,1 @@
+"""An asyncio gRPC ranker that follows a user's evolving interests with bandit policies."""

@@ -1,0 +1,1 @@
+"""Ranking policies behind one small interface (`Policy`), one module per policy."""

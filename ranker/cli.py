@@ -1,0 +1,66 @@
+"""`python -m ranker`: serve the ranker until SIGINT or SIGTERM, then drain and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from ranker.bandits.item_stats import InMemoryItemStats
+from ranker.bandits.similarity_ucb import SimilarityUCB
+from ranker.cache import EmbeddingCache
+from ranker.embeddings import TritonTextEmbedder
+from ranker.interest import RecencyWeightedInterest
+from ranker.server import build_server
+from ranker.service import RankingService
+from ranker.settings import Settings
+from ranker.triton import TritonEncoderClient
+
+SHUTDOWN_GRACE_S = 5.0
+
+
+def build_service(settings: Settings) -> tuple[RankingService, TritonEncoderClient]:
+    client = TritonEncoderClient(settings.triton_url, settings.model_name)
+    embedder = TritonTextEmbedder(
+        client, EmbeddingCache(settings.cache_bytes), settings.model_repository, settings.max_tokens
+    )
+    policy = SimilarityUCB(
+        InMemoryItemStats(settings.known_items), settings.exploration, settings.feedback_weight
+    )
+    service = RankingService(
+        settings, embedder, RecencyWeightedInterest(settings.half_life_hours), policy
+    )
+    return service, client
+
+
+async def serve(settings: Settings) -> None:
+    service, client = build_service(settings)
+    server, port = build_server(settings, service)
+    await server.start()
+    print(
+        f"ranker listening on {settings.host}:{port}, Triton at {settings.triton_url}",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(SHUTDOWN_GRACE_S)
+    await client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = Settings.load(argv)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings))
+    except RuntimeError as error:
+        print(f"error: cannot serve on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return 1
+    return 0

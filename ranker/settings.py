@@ -1,0 +1,88 @@
+"""One typed settings object for the ranker, filled from defaults, then env vars, then CLI flags.
+
+Every field `foo_bar` is settable as env var `RANKER_FOO_BAR` and as flag `--foo-bar`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "RANKER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 50051
+    triton_url: str = "localhost:8001"
+    model_name: str = "bert_encoder"
+    model_repository: Path = Path("model_repository")
+    max_tokens: int = 128
+    default_top_k: int = 10
+    default_budget_ms: int = 1000
+    cache_bytes: int = 256 * 1024 * 1024
+    known_items: int = 200_000
+    issued_events: int = 100_000
+    half_life_hours: float = 72.0
+    exploration: float = 0.05
+    feedback_weight: float = 1.0
+    max_history: int = 500
+    max_candidates: int = 1000
+    max_top_k: int = 100
+    max_text_chars: int = 1000
+    max_id_chars: int = 256
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_budget_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int | float) and value < 0:
+                raise ValueError(f"{field.name} must not be negative, got {value}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")
+
+    @classmethod
+    def load(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _parse(field, raw)
+        flags = _parser().parse_args(argv)
+        values.update({k: v for k, v in vars(flags).items() if v is not None})
+        return cls(**values)
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    return {"str": str, "int": int, "float": float, "Path": Path}[str(field.type)]
+
+
+def _parse(field: dataclasses.Field, raw: str) -> object:
+    try:
+        return _field_type(field)(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{field.name.upper()}: cannot read {raw!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ranker",
+        description="Serve the ranker over gRPC. Every flag is also env var RANKER_<NAME>.",
+    )
+    for field in fields(Settings):
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=_field_type(field),
+            default=None,
+            help=f"default: {field.default}",
+        )
+    return parser

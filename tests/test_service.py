@@ -1,0 +1,182 @@
+"""The ranking path with a fake encoder: validation, feedback bookkeeping and failure mapping."""
+
+import asyncio
+
+import grpc
+import numpy as np
+import pytest
+
+from ranker.bandits.item_stats import InMemoryItemStats
+from ranker.bandits.similarity_ucb import SimilarityUCB
+from ranker.embeddings import Embeddings
+from ranker.interest import RecencyWeightedInterest
+from ranker.service import RankingService, RequestFailed
+from ranker.settings import Settings
+from ranker.triton import EncoderTimeout, EncoderUnavailable
+from ranker.v1 import ranker_pb2 as pb
+
+
+class FakeEmbedder:
+    """Embeds a text as a fixed random unit vector per word, so related texts are close."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.failure = failure
+        self.calls: list[list[str]] = []
+
+    async def embed(self, texts, deadline):
+        self.calls.append(list(texts))
+        if self.failure is not None:
+            raise self.failure
+        rows = []
+        for text in texts:
+            seed = sum(ord(c) for c in text.split()[0])
+            rows.append(np.random.default_rng(seed).normal(size=8))
+        vectors = np.array(rows, dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return Embeddings("fake:1", vectors)
+
+
+def service(embedder=None, **overrides) -> RankingService:
+    settings = Settings(exploration=0.0, **overrides)
+    policy = SimilarityUCB(InMemoryItemStats(100), exploration=0.0, feedback_weight=1.0)
+    return RankingService(
+        settings, embedder or FakeEmbedder(), RecencyWeightedInterest(72.0), policy
+    )
+
+
+def item(item_id: str, text: str = "") -> pb.Item:
+    return pb.Item(item_id=item_id, text=text)
+
+
+def event(item_id: str, text: str, seconds: int = 1_700_000_000) -> pb.BehaviorEvent:
+    e = pb.BehaviorEvent(item=item(item_id, text), type=pb.EVENT_TYPE_PURCHASE)
+    e.time.seconds = seconds
+    return e
+
+
+def request(**fields) -> pb.RankRequest:
+    defaults = {
+        "user_id": "u1",
+        "history": [event("h1", "candle holder")],
+        "candidates": [item("c1", "candle white"), item("c2", "baking tin")],
+    }
+    return pb.RankRequest(**{**defaults, **fields})
+
+
+def rank(svc: RankingService, req: pb.RankRequest) -> pb.RankResponse:
+    return asyncio.run(svc.rank(req, time_left_s=None))
+
+
+def failure(svc, req) -> RequestFailed:
+    with pytest.raises(RequestFailed) as caught:
+        rank(svc, req)
+    return caught.value
+
+
+def test_ranks_the_candidate_that_matches_the_history_first():
+    response = rank(service(), request())
+    assert [i.item_id for i in response.items] == ["c1", "c2"]
+    assert response.policy == "similarity_ucb"
+    assert response.model_version == "fake:1"
+    assert response.event_id
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"candidates": []}, "candidates: at least one candidate is required"),
+        ({"candidates": [item("c1", "a"), item("c1", "b")]}, "candidates[1].item_id: duplicate"),
+        ({"candidates": [item("new")]}, "candidates[0].text: empty"),
+        ({"candidates": [item("", "text")]}, "candidates[0].item_id: must not be empty"),
+        ({"top_k": 101}, "top_k: 101 is over the limit of 100"),
+        ({"budget_ms": 60_001}, "budget_ms"),
+        ({"candidates": [item(f"c{i}", "t") for i in range(1001)]}, "candidates: 1001 entries"),
+        ({"history": [event("h", "t")] * 501}, "history: 501 entries"),
+        ({"candidates": [item("c", "x" * 1001)]}, "candidates[0].text: 1001 characters"),
+        ({"user_id": "u" * 257}, "user_id: 257 characters"),
+        ({"history": [pb.BehaviorEvent(item=item("h", "t"))]}, "history[0].time: a timestamp"),
+    ],
+)
+def test_bad_requests_name_the_field(fields, message):
+    error = failure(service(), request(**fields))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.message
+
+
+def test_unknown_event_type_is_refused():
+    bad = event("h", "t")
+    bad.type = 42
+    error = failure(service(), request(history=[bad]))
+    assert error.message == "history[0].type: unknown event type 42"
+
+
+def test_items_seen_with_text_may_come_back_by_id_alone():
+    svc = service()
+    rank(svc, request())
+    response = rank(svc, request(candidates=[item("c1"), item("h1")]))
+    assert {i.item_id for i in response.items} == {"c1", "h1"}
+
+
+def test_a_text_anywhere_in_the_request_resolves_the_id():
+    response = rank(service(), request(candidates=[item("h1")]))
+    assert [i.item_id for i in response.items] == ["h1"]
+
+
+def test_a_rejected_request_remembers_nothing():
+    svc = service()
+    failure(svc, request(candidates=[item("c9", "candle"), item("c9", "again")]))
+    assert failure(svc, request(candidates=[item("c9")])).code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_top_k_bounds_the_slate():
+    response = rank(service(), request(top_k=1))
+    assert len(response.items) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (EncoderUnavailable("Triton at x: down"), grpc.StatusCode.UNAVAILABLE),
+        (EncoderTimeout("too slow"), grpc.StatusCode.DEADLINE_EXCEEDED),
+    ],
+)
+def test_encoder_failures_map_to_grpc_codes(error, code):
+    caught = failure(service(FakeEmbedder(failure=error)), request())
+    assert caught.code == code
+    assert str(error) in caught.message
+
+
+def test_feedback_for_unknown_event_is_not_found():
+    svc = service()
+    with pytest.raises(RequestFailed) as caught:
+        svc.feedback(pb.FeedbackRequest(event_id="nope", item_id="c1"))
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_feedback_for_an_item_not_shown_is_invalid():
+    svc = service()
+    response = rank(svc, request(top_k=1))
+    with pytest.raises(RequestFailed) as caught:
+        svc.feedback(pb.FeedbackRequest(event_id=response.event_id, item_id="c2"))
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not in the slate" in caught.value.message
+
+
+def test_feedback_reward_out_of_range_is_invalid():
+    svc = service()
+    response = rank(svc, request())
+    with pytest.raises(RequestFailed, match=r"reward: 2\.0 is outside"):
+        svc.feedback(pb.FeedbackRequest(event_id=response.event_id, item_id="c1", reward=2.0))
+
+
+def test_repeated_feedback_is_credited_once():
+    svc = service()
+    response = rank(svc, request())
+    click = pb.FeedbackRequest(
+        event_id=response.event_id, item_id="c2", type=pb.EVENT_TYPE_CLICK
+    )
+    svc.feedback(click)
+    svc.feedback(click)
+    svc.feedback(pb.FeedbackRequest(event_id=response.event_id, item_id="c2", reward=0.5))
+    _, rewards = svc.policy.stats.counts(["c2"])
+    assert rewards.tolist() == [1.0]

@@ -1,0 +1,26 @@
+from pathlib import Path
+
+import pytest
+
+from ranker.settings import Settings
+
+
+def test_defaults_then_env_then_flags():
+    settings = Settings.load(
+        ["--port", "6000", "--model-repository", "/models"],
+        {"RANKER_PORT": "5000", "RANKER_EXPLORATION": "0.2"},
+    )
+    assert settings.port == 6000
+    assert settings.exploration == 0.2
+    assert settings.model_repository == Path("/models")
+    assert settings.max_top_k == Settings().max_top_k
+
+
+def test_bad_env_value_names_the_variable():
+    with pytest.raises(ValueError, match="RANKER_MAX_HISTORY"):
+        Settings.load([], {"RANKER_MAX_HISTORY": "many"})
+
+
+def test_negative_limit_is_refused():
+    with pytest.raises(ValueError, match="max_candidates"):
+        Settings(max_candidates=-1)
