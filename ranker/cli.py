@@ -36,10 +36,10 @@ def build_service(settings: Settings) -> tuple[RankingService, TritonEncoderClie
 
 async def serve(settings: Settings) -> None:
     service, client = build_service(settings)
-    server, port = build_server(settings, service)
-    await server.start()
+    bound = await build_server(settings, service)
+    await bound.server.start()
     print(
-        f"ranker listening on {settings.host}:{port}, Triton at {settings.triton_url}",
+        f"ranker listening on {settings.host}:{bound.port}, Triton at {settings.triton_url}",
         file=sys.stderr,
         flush=True,
     )
@@ -48,7 +48,9 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await server.stop(SHUTDOWN_GRACE_S)
+    # Load balancers see NOT_SERVING first, while requests in flight get the grace period.
+    await bound.health.enter_graceful_shutdown()
+    await bound.server.stop(SHUTDOWN_GRACE_S)
     await client.close()
 
 

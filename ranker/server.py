@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -35,8 +37,15 @@ class RankerServicer(ranker_pb2_grpc.RankerServicer):
         return ranker_pb2.FeedbackResponse()
 
 
-def build_server(settings: Settings, service: RankingService) -> tuple[grpc.aio.Server, int]:
-    """The server, not yet started, and the port it is bound to."""
+@dataclass(frozen=True)
+class BoundServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+
+async def build_server(settings: Settings, service: RankingService) -> BoundServer:
+    """The server bound to its port, not yet started, reporting SERVING once it is."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -47,7 +56,7 @@ def build_server(settings: Settings, service: RankingService) -> tuple[grpc.aio.
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
@@ -57,4 +66,4 @@ def build_server(settings: Settings, service: RankingService) -> tuple[grpc.aio.
         server,
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-    return server, port
+    return BoundServer(server, port, health_servicer)

@@ -33,11 +33,23 @@ class ServedModel:
         return f"{self.name}:{self.version}"
 
 
+# gRPC's default reconnect backoff grows to two minutes; the ranker must notice a restarted
+# Triton within a second. Passing channel args replaces tritonclient's, so the message size
+# limits it would set are repeated here.
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", triton_grpc.MAX_GRPC_MESSAGE_SIZE),
+    ("grpc.max_receive_message_length", triton_grpc.MAX_GRPC_MESSAGE_SIZE),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 class TritonEncoderClient:
     def __init__(self, url: str, model_name: str) -> None:
         self.url = url
         self.model_name = model_name
-        self._client = triton_grpc.InferenceServerClient(url)
+        self._client = triton_grpc.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
 
     async def discover(self, timeout_s: float) -> ServedModel:
         """The newest ready version of the encoder, with its batch limit and embedding size."""

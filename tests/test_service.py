@@ -172,9 +172,7 @@ def test_feedback_reward_out_of_range_is_invalid():
 def test_repeated_feedback_is_credited_once():
     svc = service()
     response = rank(svc, request())
-    click = pb.FeedbackRequest(
-        event_id=response.event_id, item_id="c2", type=pb.EVENT_TYPE_CLICK
-    )
+    click = pb.FeedbackRequest(event_id=response.event_id, item_id="c2", type=pb.EVENT_TYPE_CLICK)
     svc.feedback(click)
     svc.feedback(click)
     svc.feedback(pb.FeedbackRequest(event_id=response.event_id, item_id="c2", reward=0.5))
