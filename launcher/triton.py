@@ -73,7 +73,8 @@ def _accepts_connections(host: str, port: int) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Makes a child process get SIGTERM when the thread that started it ends."""
     # Runs in the child between fork and exec, where little is safe: one libc call, nothing more.
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -289,7 +290,7 @@ class TritonServer:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._finalizer = weakref.finalize(self, _reap, self._process, shm_prefix, scratch)
         while not self._is_serving(ports):

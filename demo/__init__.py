@@ -1,0 +1,1 @@
+"""A scripted session against a real Triton and a real ranker: `python -m demo`."""

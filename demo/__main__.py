@@ -1,0 +1,3 @@
+from demo.session import main
+
+raise SystemExit(main())
