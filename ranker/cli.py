@@ -23,7 +23,12 @@ SHUTDOWN_GRACE_S = 5.0
 def build_service(settings: Settings) -> tuple[RankingService, TritonEncoderClient]:
     client = TritonEncoderClient(settings.triton_url, settings.model_name)
     embedder = TritonTextEmbedder(
-        client, EmbeddingCache(settings.cache_bytes), settings.model_repository, settings.max_tokens
+        client,
+        EmbeddingCache(settings.cache_bytes),
+        settings.model_repository,
+        settings.max_tokens,
+        settings.batch_wait_ms / 1000.0,
+        settings.late_grace_ms / 1000.0,
     )
     policy = SimilarityUCB(
         InMemoryItemStats(settings.known_items), settings.exploration, settings.feedback_weight

@@ -1,7 +1,9 @@
-"""Text embeddings for the ranking path: cache first, then Triton for what is missing.
+"""Text embeddings for the ranking path: cache first, then shared batches to Triton.
 
-The served model is discovered lazily and forgotten on any failure, so the ranker recovers by
-itself when Triton restarts or starts serving a new version.
+Never waits past the request's budget: texts whose embeddings are not ready in time come back
+marked missing, and the caller degrades. The served model is kept while Triton is down (its
+cached embeddings still serve) and re-discovered in the background after a failure, so the
+ranker follows a restarted Triton or a new model version by itself.
 """
 
 from __future__ import annotations
@@ -14,22 +16,33 @@ from typing import Protocol
 
 import numpy as np
 
+from ranker.batcher import EmbeddingBatcher
 from ranker.budget import Deadline
 from ranker.cache import EmbeddingCache
 from ranker.tokenizer import TextTokenizer
 from ranker.triton import EncoderTimeout, EncoderUnavailable, ServedModel, TritonEncoderClient
 
+ENCODER_UNAVAILABLE = "encoder_unavailable"
+ENCODER_TIMEOUT = "encoder_timeout"
+
 
 @dataclass(frozen=True)
 class Embeddings:
+    # "name:version" of the encoder, or "" when no version is known yet.
     model_version: str
+    # One row per text; rows of missing texts are zero.
     vectors: np.ndarray
+    missing: np.ndarray
+    # Why texts are missing: ENCODER_UNAVAILABLE or ENCODER_TIMEOUT; None when none are.
+    failure: str | None = None
 
 
 class TextEmbedder(Protocol):
     """What the ranking path needs from an encoder; implement it to plug in another one."""
 
-    async def embed(self, texts: Sequence[str], deadline: Deadline) -> Embeddings: ...
+    async def embed(self, texts: Sequence[str], deadline: Deadline) -> Embeddings:
+        """Texts in priority order: when time runs short, the first ones are served first."""
+        ...
 
 
 class TritonTextEmbedder:
@@ -39,67 +52,86 @@ class TritonTextEmbedder:
         cache: EmbeddingCache,
         model_repository: Path,
         max_tokens: int,
+        batch_wait_s: float,
+        late_grace_s: float,
     ) -> None:
         self.client = client
         self.cache = cache
         self.model_repository = model_repository
         self.max_tokens = max_tokens
+        self.batch_wait_s = batch_wait_s
+        self.late_grace_s = late_grace_s
+        self.batcher: EmbeddingBatcher | None = None
         self._model: ServedModel | None = None
-        self._tokenizers: dict[str, TextTokenizer] = {}
+        self._stale = True
+        self._refresh: asyncio.Task[None] | None = None
 
     async def embed(self, texts: Sequence[str], deadline: Deadline) -> Embeddings:
         model = await self._served_model(deadline)
-        vectors = np.empty((len(texts), model.dim), dtype=np.float32)
+        dim = model.dim if model is not None else 1
+        vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        missing = np.ones(len(texts), dtype=bool)
+        if model is None:
+            return Embeddings("", vectors, missing, ENCODER_UNAVAILABLE)
         positions: dict[str, list[int]] = {}
         for i, text in enumerate(texts):
             cached = self.cache.get(model.label, text)
             if cached is None:
                 positions.setdefault(text, []).append(i)
             else:
-                vectors[i] = cached
-        missing = list(positions)
-        if missing:
-            try:
-                computed = await self._compute(model, missing, deadline)
-            except (EncoderUnavailable, EncoderTimeout):
-                self._model = None
-                raise
-            for text, vector in zip(missing, computed, strict=True):
-                self.cache.put(model.label, text, vector)
-                vectors[positions[text]] = vector
-        return Embeddings(model.label, vectors)
+                vectors[i], missing[i] = cached, False
+        failure = None
+        if positions:
+            futures = self.batcher.submit(positions, deadline.remaining())
+            if not deadline.expired:
+                await asyncio.wait(futures.values(), timeout=deadline.remaining())
+            for text, future in futures.items():
+                if future.done() and future.exception() is None:
+                    vectors[positions[text]], missing[positions[text]] = future.result(), False
+                elif future.done() and isinstance(future.exception(), EncoderUnavailable):
+                    failure = ENCODER_UNAVAILABLE
+                else:
+                    failure = failure or ENCODER_TIMEOUT
+        return Embeddings(model.label, vectors, missing, failure)
 
-    async def _served_model(self, deadline: Deadline) -> ServedModel:
+    async def _served_model(self, deadline: Deadline) -> ServedModel | None:
         if self._model is None:
-            if deadline.expired:
-                raise EncoderTimeout("no time left in the budget to reach Triton")
-            model = await self.client.discover(deadline.remaining())
-            self._tokenizer(model)
-            self._model = model
+            # Nothing to fall back on: discovering within this request's budget is worth it.
+            await self._discover(deadline.remaining())
+        elif self._stale and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.get_running_loop().create_task(self._discover(timeout_s=1.0))
         return self._model
 
-    def _tokenizer(self, model: ServedModel) -> TextTokenizer:
-        tokenizer = self._tokenizers.get(model.version)
-        if tokenizer is None:
-            path = (
-                self.model_repository / model.name / model.version / "tokenizer" / "tokenizer.json"
-            )
-            if not path.is_file():
-                raise EncoderUnavailable(f"no tokenizer for {model.label}: {path} is missing")
-            tokenizer = self._tokenizers[model.version] = TextTokenizer(path, self.max_tokens)
-        return tokenizer
+    async def _discover(self, timeout_s: float) -> None:
+        try:
+            model = await self.client.discover(timeout_s)
+            if model != self._model:
+                tokenizer = self._load_tokenizer(model)
+                self.batcher = EmbeddingBatcher(
+                    lambda texts, budget_s: self._compute(model, tokenizer, texts, budget_s),
+                    lambda text, vector: self.cache.put(model.label, text, vector),
+                    model.max_batch_size,
+                    self.batch_wait_s,
+                    self.late_grace_s,
+                )
+                self._model = model
+            self._stale = False
+        except (EncoderUnavailable, EncoderTimeout):
+            self._stale = True
+
+    def _load_tokenizer(self, model: ServedModel) -> TextTokenizer:
+        path = self.model_repository / model.name / model.version / "tokenizer" / "tokenizer.json"
+        if not path.is_file():
+            raise EncoderUnavailable(f"no tokenizer for {model.label}: {path} is missing")
+        return TextTokenizer(path, self.max_tokens)
 
     async def _compute(
-        self, model: ServedModel, texts: list[str], deadline: Deadline
+        self, model: ServedModel, tokenizer: TextTokenizer, texts: list[str], budget_s: float
     ) -> np.ndarray:
-        tokenizer = self._tokenizer(model)
-        size = model.max_batch_size
-        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-
-        async def one(chunk: list[str]) -> np.ndarray:
-            ids, mask = tokenizer.encode(chunk)
-            if deadline.expired:
-                raise EncoderTimeout("no time left in the budget for Triton")
-            return await self.client.embed(model, ids, mask, deadline.remaining())
-
-        return np.concatenate(await asyncio.gather(*(one(c) for c in chunks)))
+        # Tokenizing a batch takes about a millisecond: off the event loop it delays no one.
+        ids, mask = await asyncio.to_thread(tokenizer.encode, texts)
+        try:
+            return await self.client.embed(model, ids, mask, budget_s)
+        except EncoderUnavailable:
+            self._stale = True
+            raise

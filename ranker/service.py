@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from ranker.bandits.base import Policy, RankContext
 from ranker.budget import Deadline
-from ranker.embeddings import TextEmbedder
+from ranker.embeddings import Embeddings, TextEmbedder
 from ranker.interest import InterestModel
 from ranker.issued_events import IssuedEvent, IssuedEvents
 from ranker.known_items import KnownItems
 from ranker.settings import Settings
-from ranker.triton import EncoderTimeout, EncoderUnavailable
 from ranker.v1 import ranker_pb2
 from ranker.validation import InvalidRequest, check_feedback_reward, check_rank_request
+
+CANDIDATES_WITHOUT_CONTENT = "candidates_without_content"
+HISTORY_PARTIAL = "history_partial"
 
 
 class RequestFailed(Exception):
@@ -23,6 +27,32 @@ class RequestFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def degradations(embeddings: Embeddings, candidates: int) -> list[str]:
+    """What this answer gave up, in the words of docs/proto.md."""
+    degraded = [embeddings.failure] if embeddings.failure else []
+    if embeddings.missing[:candidates].any():
+        degraded.append(CANDIDATES_WITHOUT_CONTENT)
+    if embeddings.missing[candidates:].any():
+        degraded.append(HISTORY_PARTIAL)
+    return degraded
+
+
+class StageClock:
+    """Milliseconds per stage of one request, reported in the response."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.stage_ms: dict[str, float] = {}
+
+    def mark(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stage_ms[stage] = (now - self.last) * 1000.0
+        self.last = now
+
+    def total(self) -> dict[str, float]:
+        return {**self.stage_ms, "total": (time.perf_counter() - self.start) * 1000.0}
 
 
 class RankingService:
@@ -39,38 +69,60 @@ class RankingService:
         self.policy = policy
         self.known_items = KnownItems(settings.known_items)
         self.issued = IssuedEvents(settings.issued_events)
+        self.in_flight = 0
 
     async def rank(
         self, request: ranker_pb2.RankRequest, time_left_s: float | None
     ) -> ranker_pb2.RankResponse:
+        if self.in_flight >= self.settings.max_in_flight:
+            raise RequestFailed(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"over {self.settings.max_in_flight} Rank requests in flight; retry with backoff",
+            )
+        self.in_flight += 1
+        try:
+            return await self._rank(request, time_left_s)
+        finally:
+            self.in_flight -= 1
+
+    async def _rank(
+        self, request: ranker_pb2.RankRequest, time_left_s: float | None
+    ) -> ranker_pb2.RankResponse:
+        stages = StageClock()
         try:
             checked = check_rank_request(request, self.settings, self.known_items)
         except InvalidRequest as error:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         budget_s = checked.budget_ms / 1000.0
         deadline = Deadline(budget_s if time_left_s is None else min(budget_s, time_left_s))
+        stages.mark("validate")
 
-        history_texts = [event.text for event in checked.history]
-        try:
-            embeddings = await self.embedder.embed(
-                history_texts + checked.candidate_texts, deadline
-            )
-        except EncoderTimeout as error:
-            raise RequestFailed(grpc.StatusCode.DEADLINE_EXCEEDED, str(error)) from None
-        except EncoderUnavailable as error:
-            raise RequestFailed(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+        # Candidates first, then history newest first: the order in which time is spent.
+        history = sorted(checked.history, key=lambda event: -event.time_s)
+        n = len(checked.candidate_texts)
+        embeddings = await self.embedder.embed(
+            checked.candidate_texts + [event.text for event in history], deadline
+        )
+        stages.mark("embed")
 
-        split = len(history_texts)
-        interest = self.interest_model.interest(checked.history, embeddings.vectors[:split])
+        history_found = ~embeddings.missing[n:]
+        interest = self.interest_model.interest(
+            [event for event, found in zip(history, history_found, strict=True) if found],
+            embeddings.vectors[n:][history_found],
+        )
+        stages.mark("interest")
+        # Candidates without an embedding have zero vectors: the policy scores them by what it
+        # learned from feedback alone.
         context = RankContext(
             user_id=checked.user_id,
             item_ids=checked.candidate_ids,
-            vectors=embeddings.vectors[split:],
+            vectors=embeddings.vectors[:n],
             interest=interest,
         )
         slate = self.policy.rank(context, checked.top_k)
         shown = tuple(checked.candidate_ids[i] for i in slate.indices)
         event_id = self.issued.record(IssuedEvent(checked.user_id, self.policy.name, shown))
+        stages.mark("policy")
         return ranker_pb2.RankResponse(
             event_id=event_id,
             items=[
@@ -87,6 +139,8 @@ class RankingService:
             ],
             policy=self.policy.name,
             model_version=embeddings.model_version,
+            degraded=degradations(embeddings, n),
+            stage_ms=stages.total(),
         )
 
     def feedback(self, request: ranker_pb2.FeedbackRequest) -> None:

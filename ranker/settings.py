@@ -25,6 +25,9 @@ class Settings:
     max_tokens: int = 128
     default_top_k: int = 10
     default_budget_ms: int = 1000
+    batch_wait_ms: float = 2.0
+    late_grace_ms: float = 500.0
+    max_in_flight: int = 256
     cache_bytes: int = 256 * 1024 * 1024
     known_items: int = 200_000
     issued_events: int = 100_000

@@ -8,32 +8,33 @@ import pytest
 
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.similarity_ucb import SimilarityUCB
-from ranker.embeddings import Embeddings
+from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, Embeddings
 from ranker.interest import RecencyWeightedInterest
 from ranker.service import RankingService, RequestFailed
 from ranker.settings import Settings
-from ranker.triton import EncoderTimeout, EncoderUnavailable
 from ranker.v1 import ranker_pb2 as pb
 
 
 class FakeEmbedder:
-    """Embeds a text as a fixed random unit vector per word, so related texts are close."""
+    """Embeds a text as a fixed random unit vector per first word, so related texts are close;
+    texts listed in `unavailable` come back missing, as when Triton is down or late."""
 
-    def __init__(self, failure: Exception | None = None) -> None:
+    def __init__(self, unavailable: set[str] = frozenset(), failure: str = ENCODER_TIMEOUT):
+        self.unavailable = unavailable
         self.failure = failure
         self.calls: list[list[str]] = []
 
     async def embed(self, texts, deadline):
         self.calls.append(list(texts))
-        if self.failure is not None:
-            raise self.failure
         rows = []
         for text in texts:
             seed = sum(ord(c) for c in text.split()[0])
             rows.append(np.random.default_rng(seed).normal(size=8))
         vectors = np.array(rows, dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        return Embeddings("fake:1", vectors)
+        missing = np.array([text in self.unavailable for text in texts])
+        vectors[missing] = 0.0
+        return Embeddings("fake:1", vectors, missing, self.failure if missing.any() else None)
 
 
 def service(embedder=None, **overrides) -> RankingService:
@@ -133,17 +134,52 @@ def test_top_k_bounds_the_slate():
     assert len(response.items) == 1
 
 
-@pytest.mark.parametrize(
-    ("error", "code"),
-    [
-        (EncoderUnavailable("Triton at x: down"), grpc.StatusCode.UNAVAILABLE),
-        (EncoderTimeout("too slow"), grpc.StatusCode.DEADLINE_EXCEEDED),
-    ],
-)
-def test_encoder_failures_map_to_grpc_codes(error, code):
-    caught = failure(service(FakeEmbedder(failure=error)), request())
-    assert caught.code == code
-    assert str(error) in caught.message
+def test_encoder_down_still_answers_from_the_prior_and_says_so():
+    embedder = FakeEmbedder(
+        unavailable={"candle holder", "candle white", "baking tin"}, failure=ENCODER_UNAVAILABLE
+    )
+    response = rank(service(embedder), request())
+    assert [i.item_id for i in response.items] == ["c1", "c2"]
+    assert list(response.degraded) == [
+        "encoder_unavailable",
+        "candidates_without_content",
+        "history_partial",
+    ]
+
+
+def test_missing_history_is_dropped_and_candidates_keep_their_content():
+    embedder = FakeEmbedder(unavailable={"baking tin old"})
+    req = request(
+        history=[event("h1", "candle holder", 2_000), event("h2", "baking tin old", 1_000)],
+        candidates=[item("c2", "baking tin"), item("c1", "candle white")],
+    )
+    response = rank(service(embedder), req)
+    assert [i.item_id for i in response.items] == ["c1", "c2"]
+    assert list(response.degraded) == ["encoder_timeout", "history_partial"]
+
+
+def test_candidates_then_newest_history_are_embedded_first():
+    embedder = FakeEmbedder()
+    req = request(
+        history=[event("old", "old text", 1_000), event("new", "new text", 2_000)],
+        candidates=[item("c1", "candle white")],
+    )
+    rank(service(embedder), req)
+    assert embedder.calls == [["candle white", "new text", "old text"]]
+
+
+def test_stage_times_are_reported():
+    response = rank(service(), request())
+    assert set(response.stage_ms) == {"validate", "embed", "interest", "policy", "total"}
+    assert response.stage_ms["total"] >= max(
+        v for k, v in response.stage_ms.items() if k != "total"
+    )
+
+
+def test_over_the_in_flight_limit_is_resource_exhausted():
+    svc = service(max_in_flight=1)
+    svc.in_flight = 1
+    assert failure(svc, request()).code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_feedback_for_unknown_event_is_not_found():

@@ -70,18 +70,27 @@ class RankedItem(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., propensity: _Optional[float] = ..., explored: _Optional[bool] = ...) -> None: ...
 
 class RankResponse(_message.Message):
-    __slots__ = ("event_id", "items", "policy", "model_version", "degraded")
+    __slots__ = ("event_id", "items", "policy", "model_version", "degraded", "stage_ms")
+    class StageMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    STAGE_MS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     items: _containers.RepeatedCompositeFieldContainer[RankedItem]
     policy: str
     model_version: str
     degraded: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, event_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[RankedItem, _Mapping]]] = ..., policy: _Optional[str] = ..., model_version: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ...) -> None: ...
+    stage_ms: _containers.ScalarMap[str, float]
+    def __init__(self, event_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[RankedItem, _Mapping]]] = ..., policy: _Optional[str] = ..., model_version: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ..., stage_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class FeedbackRequest(_message.Message):
     __slots__ = ("event_id", "item_id", "type", "reward")

@@ -1,0 +1,178 @@
+"""The embedding path against a fake Triton (fault injection): batching, de-duplication,
+deadlines, late results filling the cache, and recovery."""
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
+
+from ranker.budget import Deadline
+from ranker.cache import EmbeddingCache
+from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, TritonTextEmbedder
+from ranker.triton import EncoderTimeout, EncoderUnavailable, ServedModel
+
+DIM = 4
+
+
+class FakeTriton:
+    """Embeds token ids as a vector of their sum; can be slowed down or taken down."""
+
+    def __init__(self, version: str = "1", max_batch_size: int = 8) -> None:
+        self.model = ServedModel("enc", version, max_batch_size, DIM)
+        self.delay_s = 0.0
+        self.down = False
+        self.batches: list[int] = []
+        self.timeouts: list[float] = []
+
+    async def discover(self, timeout_s: float) -> ServedModel:
+        if self.down:
+            raise EncoderUnavailable("Triton at fake: down")
+        return self.model
+
+    async def embed(self, model, input_ids, attention_mask, timeout_s):
+        self.batches.append(len(input_ids))
+        self.timeouts.append(timeout_s)
+        if self.down:
+            raise EncoderUnavailable("Triton at fake: down")
+        if self.delay_s > timeout_s:
+            await asyncio.sleep(timeout_s)
+            raise EncoderTimeout("too slow")
+        await asyncio.sleep(self.delay_s)
+        sums = (input_ids * attention_mask).sum(axis=1, keepdims=True).astype(np.float32)
+        return np.repeat(sums, DIM, axis=1)
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    words = ["[UNK]", "[PAD]"] + [f"w{i}" for i in range(50)]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    for version in ("1", "2"):
+        path = tmp_path / "enc" / version / "tokenizer"
+        path.mkdir(parents=True)
+        tokenizer.save(str(path / "tokenizer.json"))
+    return tmp_path
+
+
+def embedder(triton: FakeTriton, repository: Path):
+    return TritonTextEmbedder(
+        triton, EmbeddingCache(1 << 20), repository, 16, batch_wait_s=0.005, late_grace_s=0.5
+    )
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_concurrent_requests_share_batches_and_identical_texts(repository):
+    triton = FakeTriton(max_batch_size=8)
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        return await asyncio.gather(
+            emb.embed(["w1 w2", "w3"], Deadline(1.0)),
+            emb.embed(["w3", "w4", "w1 w2"], Deadline(1.0)),
+        )
+
+    first, second = run(scenario())
+    assert triton.batches == [3]
+    assert emb.batcher.calls == 1
+    assert first.vectors[0, 0] == 7.0 and second.vectors[2, 0] == 7.0
+    assert not first.missing.any() and not second.missing.any()
+
+
+def test_batches_are_cut_at_the_models_max_batch(repository):
+    triton = FakeTriton(max_batch_size=4)
+    result = run(embedder(triton, repository).embed([f"w{i}" for i in range(10)], Deadline(1.0)))
+    assert sorted(triton.batches) == [2, 4, 4]
+    assert result.failure is None
+
+
+def test_cached_texts_do_not_reach_triton(repository):
+    triton = FakeTriton()
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        await emb.embed(["w1", "w2"], Deadline(1.0))
+        return await emb.embed(["w2", "w1"], Deadline(1.0))
+
+    result = run(scenario())
+    assert triton.batches == [2]
+    assert result.vectors[:, 0].tolist() == [4.0, 3.0]
+    assert (emb.cache.hits, emb.cache.misses) == (2, 2)
+
+
+def test_slow_triton_degrades_within_budget_and_late_results_fill_the_cache(repository):
+    triton = FakeTriton()
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        await emb.embed(["w1"], Deadline(1.0))  # discovery and a warm cache for w1
+        triton.delay_s = 0.2
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        late = await emb.embed(["w1", "w2"], Deadline(0.05))
+        elapsed = loop.time() - start
+        await asyncio.sleep(0.3)
+        return late, elapsed
+
+    late, elapsed = run(scenario())
+    assert elapsed < 0.1
+    assert late.missing.tolist() == [False, True]
+    assert late.failure == ENCODER_TIMEOUT
+    assert emb.cache.get("enc:1", "w2") is not None
+
+
+def test_triton_calls_carry_the_budget_plus_grace_as_timeout(repository):
+    triton = FakeTriton()
+    run(embedder(triton, repository).embed(["w1"], Deadline(0.3)))
+    assert 0.5 < triton.timeouts[0] <= 0.8
+
+
+def test_triton_down_answers_missing_and_recovers_by_itself(repository):
+    triton = FakeTriton()
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        await emb.embed(["w1"], Deadline(1.0))
+        triton.down = True
+        down = await emb.embed(["w1", "w2"], Deadline(1.0))
+        triton.down = False
+        await emb.embed(["w3"], Deadline(1.0))  # starts the background re-discovery
+        await asyncio.sleep(0.01)
+        return down, await emb.embed(["w2"], Deadline(1.0))
+
+    down, back = run(scenario())
+    assert down.missing.tolist() == [False, True]
+    assert down.failure == ENCODER_UNAVAILABLE
+    assert not back.missing.any() and back.failure is None
+
+
+def test_unknown_model_at_start_is_all_missing(repository):
+    triton = FakeTriton()
+    triton.down = True
+    result = run(embedder(triton, repository).embed(["w1", "w2"], Deadline(1.0)))
+    assert result.model_version == ""
+    assert result.missing.all()
+    assert result.failure == ENCODER_UNAVAILABLE
+
+
+def test_a_new_model_version_starts_a_fresh_cache_namespace(repository):
+    triton = FakeTriton(version="1")
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        await emb.embed(["w1"], Deadline(1.0))
+        triton.model = ServedModel("enc", "2", 8, DIM)
+        triton.down = True
+        await emb.embed(["w9"], Deadline(1.0))  # fails, marks the model stale
+        triton.down = False
+        await emb.embed(["w9"], Deadline(1.0))
+        await asyncio.sleep(0.01)
+        return await emb.embed(["w1"], Deadline(1.0))
+
+    result = run(scenario())
+    assert result.model_version == "enc:2"
+    assert triton.batches[-1] == 1
