@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.similarity_ucb import SimilarityUCB
@@ -36,11 +37,13 @@ def build_service(settings: Settings) -> tuple[RankingService, TritonEncoderClie
     service = RankingService(
         settings, embedder, RecencyWeightedInterest(settings.half_life_hours), policy
     )
+    if settings.catalogue:
+        loaded = service.known_items.load_csv(Path(settings.catalogue))
+        print(f"loaded {loaded} items from {settings.catalogue}", file=sys.stderr)
     return service, client
 
 
-async def serve(settings: Settings) -> None:
-    service, client = build_service(settings)
+async def serve(settings: Settings, service: RankingService, client: TritonEncoderClient) -> None:
     bound = await build_server(settings, service)
     await bound.server.start()
     print(
@@ -62,11 +65,12 @@ async def serve(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.load(argv)
-    except ValueError as error:
+        service, client = build_service(settings)
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, service, client))
     except RuntimeError as error:
         print(f"error: cannot serve on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return 1

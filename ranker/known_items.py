@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from collections import OrderedDict
+from pathlib import Path
 
 
 class KnownItems:
@@ -21,3 +23,16 @@ class KnownItems:
 
     def text(self, item_id: str) -> str | None:
         return self._texts.get(item_id)
+
+    def load_csv(self, path: Path) -> int:
+        """Items from a CSV with `item_id` and `text` columns, so clients may send ids alone."""
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"item_id", "text"} <= set(reader.fieldnames or ()):
+                raise ValueError(f"{path}: needs the columns item_id and text")
+            count = 0
+            for row in reader:
+                if row["item_id"] and row["text"].strip():
+                    self.remember(row["item_id"], row["text"].strip())
+                    count += 1
+        return count

@@ -30,6 +30,8 @@ class Settings:
     max_in_flight: int = 256
     cache_bytes: int = 256 * 1024 * 1024
     known_items: int = 200_000
+    # A CSV of item_id,text loaded at start; empty for none.
+    catalogue: str = ""
     issued_events: int = 100_000
     half_life_hours: float = 72.0
     exploration: float = 0.05

@@ -214,3 +214,12 @@ def test_repeated_feedback_is_credited_once():
     svc.feedback(pb.FeedbackRequest(event_id=response.event_id, item_id="c2", reward=0.5))
     _, rewards = svc.policy.stats.counts(["c2"])
     assert rewards.tolist() == [1.0]
+
+
+def test_items_from_a_catalogue_file_may_come_by_id(tmp_path):
+    catalogue = tmp_path / "items.csv"
+    catalogue.write_text('item_id,text\nk1,candle red\nk2,"baking tin, round"\nk3,  \n')
+    svc = service()
+    assert svc.known_items.load_csv(catalogue) == 2
+    response = rank(svc, request(candidates=[item("k1"), item("k2")]))
+    assert [i.item_id for i in response.items] == ["k1", "k2"]

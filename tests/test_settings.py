@@ -24,3 +24,13 @@ def test_bad_env_value_names_the_variable():
 def test_negative_limit_is_refused():
     with pytest.raises(ValueError, match="max_candidates"):
         Settings(max_candidates=-1)
+
+
+def test_catalogue_flag_and_bad_catalogue_exit_cleanly(tmp_path, capsys):
+    from ranker.cli import main
+
+    bad = tmp_path / "items.csv"
+    bad.write_text("id,title\n1,candle\n")
+    assert main(["--catalogue", str(bad)]) == 2
+    assert "needs the columns item_id and text" in capsys.readouterr().err
+    assert main(["--catalogue", str(tmp_path / "missing.csv")]) == 2
