@@ -1,0 +1,1 @@
+"""Offline next-basket ranking evaluation on real transactions (see bench/evaluate.py)."""
