@@ -1,8 +1,11 @@
+"""The default policy (SimilarityUCB / UCB1) and the item statistics count-based policies share."""
+
 import numpy as np
 
-from ranker.bandits.base import RankContext
+from ranker.bandits.base import RankContext, ShownItem, top_k_order
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.similarity_ucb import SimilarityUCB
+from ranker.bandits.sliding_window_stats import SlidingWindowItemStats
 
 
 def context(interest=(1.0, 0.0)) -> RankContext:
@@ -15,6 +18,12 @@ def context(interest=(1.0, 0.0)) -> RankContext:
     )
 
 
+def shown(item_id: str) -> ShownItem:
+    ctx = context()
+    vector = ctx.vectors[list(ctx.item_ids).index(item_id)]
+    return ShownItem(item_id, vector, ctx.interest, "similarity_ucb")
+
+
 def test_cold_items_rank_by_similarity():
     policy = SimilarityUCB(InMemoryItemStats(100), exploration=0.0, feedback_weight=1.0)
     slate = policy.rank(context(), top_k=3)
@@ -22,13 +31,14 @@ def test_cold_items_rank_by_similarity():
     assert np.all(np.diff(slate.scores) <= 0)
     assert slate.propensities.tolist() == [1.0, 1.0, 1.0]
     assert not slate.explored.any()
+    assert slate.policy == "similarity_ucb"
 
 
 def test_rewards_lift_an_item_past_a_more_similar_one():
     policy = SimilarityUCB(InMemoryItemStats(100), exploration=0.0, feedback_weight=1.0)
     for _ in range(5):
         slate = policy.rank(context(), top_k=4)
-        policy.update("c", 1.0)
+        policy.update(shown("c"), 1.0)
     assert slate.indices.tolist().index(2) < 2
 
 
@@ -52,3 +62,41 @@ def test_item_stats_are_bounded():
     shows, _ = stats.counts(["a", "b", "c"])
     assert shows.tolist() == [0.0, 1.0, 1.0]
     assert stats.total_shows == 3
+
+
+def test_an_evicted_slot_starts_from_zero_for_its_new_item():
+    stats = InMemoryItemStats(capacity=1)
+    stats.record_shows(["a"])
+    stats.record_reward("a", 1.0)
+    stats.record_shows(["b"])
+    assert [c.tolist() for c in stats.counts(["a", "b"])] == [[0.0, 1.0], [0.0, 0.0]]
+
+
+def test_discounted_stats_forget_geometrically_per_slate():
+    stats = InMemoryItemStats(capacity=10, discount=0.5)
+    stats.record_shows(["a"])
+    stats.record_reward("a", 1.0)
+    stats.record_shows(["b"])
+    stats.record_shows(["b"])
+    shows, rewards = stats.counts(["a", "b"])
+    np.testing.assert_allclose(shows, [0.25, 1.5])
+    np.testing.assert_allclose(rewards, [0.25, 0.0])
+    assert stats.total_shows == 1.75
+
+
+def test_sliding_window_stats_count_only_recent_slates():
+    stats = SlidingWindowItemStats(window=2)
+    stats.record_shows(["a", "b"])
+    stats.record_reward("a", 1.0)
+    stats.record_shows(["b"])
+    assert [c.tolist() for c in stats.counts(["a", "b", "z"])] == [[1, 2, 0], [1, 0, 0]]
+    stats.record_shows(["b"])
+    assert [c.tolist() for c in stats.counts(["a", "b"])] == [[0, 2], [0, 0]]
+    assert stats.total_shows == 2
+
+
+def test_top_k_order_breaks_ties_by_candidate_order():
+    scores = np.array([0.1, 0.5, 0.5, 0.9, 0.5, 0.2])
+    assert top_k_order(scores, 3).tolist() == [3, 1, 2]
+    assert top_k_order(scores, 2).tolist() == [3, 1]
+    assert top_k_order(scores, 10).tolist() == [3, 1, 2, 4, 5, 0]

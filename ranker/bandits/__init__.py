@@ -1,1 +1,7 @@
-"""Ranking policies behind one small interface (`Policy`), one module per policy."""
+"""Ranking policies behind one small interface (`base.Policy`), one module per policy.
+
+Count-based, over an item-stats store (`item_stats`, or `sliding_window_stats`; a discount below
+1 or a window makes any of them follow drifting interests): `ucb1` (`similarity_ucb` is the
+service default under its original name), `epsilon_greedy`, `thompson`, `softmax`.
+Contextual, over `linear_model`: `linucb`, `linear_thompson`. Over members: `ensemble`.
+"""
