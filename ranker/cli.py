@@ -13,6 +13,7 @@ from ranker.bandits.similarity_ucb import SimilarityUCB
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import TritonTextEmbedder
 from ranker.interest import RecencyWeightedInterest
+from ranker.known_items import KnownItems
 from ranker.server import build_server
 from ranker.service import RankingService
 from ranker.settings import Settings
@@ -21,7 +22,10 @@ from ranker.triton import TritonEncoderClient
 SHUTDOWN_GRACE_S = 5.0
 
 
-def build_service(settings: Settings) -> tuple[RankingService, TritonEncoderClient]:
+def build_service(
+    settings: Settings, known_items: KnownItems
+) -> tuple[RankingService, TritonEncoderClient]:
+    """Must run inside the event loop that serves: the Triton channel binds to it."""
     client = TritonEncoderClient(settings.triton_url, settings.model_name)
     embedder = TritonTextEmbedder(
         client,
@@ -35,15 +39,13 @@ def build_service(settings: Settings) -> tuple[RankingService, TritonEncoderClie
         InMemoryItemStats(settings.known_items), settings.exploration, settings.feedback_weight
     )
     service = RankingService(
-        settings, embedder, RecencyWeightedInterest(settings.half_life_hours), policy
+        settings, embedder, RecencyWeightedInterest(settings.half_life_hours), policy, known_items
     )
-    if settings.catalogue:
-        loaded = service.known_items.load_csv(Path(settings.catalogue))
-        print(f"loaded {loaded} items from {settings.catalogue}", file=sys.stderr)
     return service, client
 
 
-async def serve(settings: Settings, service: RankingService, client: TritonEncoderClient) -> None:
+async def serve(settings: Settings, known_items: KnownItems) -> None:
+    service, client = build_service(settings, known_items)
     bound = await build_server(settings, service)
     await bound.server.start()
     print(
@@ -65,12 +67,15 @@ async def serve(settings: Settings, service: RankingService, client: TritonEncod
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.load(argv)
-        service, client = build_service(settings)
+        known_items = KnownItems(settings.known_items)
+        if settings.catalogue:
+            loaded = known_items.load_csv(Path(settings.catalogue))
+            print(f"loaded {loaded} items from {settings.catalogue}", file=sys.stderr)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(settings, service, client))
+        asyncio.run(serve(settings, known_items))
     except RuntimeError as error:
         print(f"error: cannot serve on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return 1

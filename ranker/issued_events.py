@@ -1,4 +1,9 @@
-"""The slates the ranker issued, kept so that feedback can be matched to what was shown."""
+"""The slates the ranker issued, kept so that feedback can be matched to what was shown.
+
+Each event keeps the shown items' embeddings and the user's interest as they were ranked, which
+is what contextual policies learn from. Bounded in bytes, oldest first out: memory stays flat
+whatever top_k and traffic are.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,42 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass
 class IssuedEvent:
     user_id: str
     policy: str
     item_ids: tuple[str, ...]
+    # One row per shown item, in slate order.
+    vectors: np.ndarray
+    interest: np.ndarray | None
     # The reward already credited per item, so repeated feedback never counts twice.
     rewarded: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def nbytes(self) -> int:
+        interest = 0 if self.interest is None else self.interest.nbytes
+        return self.vectors.nbytes + interest + 64 * (1 + len(self.item_ids))
+
 
 class IssuedEvents:
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._events: OrderedDict[str, IssuedEvent] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def record(self, event: IssuedEvent) -> str:
         event_id = uuid.uuid4().hex
         self._events[event_id] = event
-        while len(self._events) > self.capacity:
-            self._events.popitem(last=False)
+        self.bytes += event.nbytes
+        while self.bytes > self.max_bytes and self._events:
+            _, forgotten = self._events.popitem(last=False)
+            self.bytes -= forgotten.nbytes
         return event_id
 
     def get(self, event_id: str) -> IssuedEvent | None:

@@ -6,7 +6,7 @@ import time
 
 import grpc
 
-from ranker.bandits.base import Policy, RankContext
+from ranker.bandits.base import Policy, RankContext, ShownItem
 from ranker.budget import Deadline
 from ranker.embeddings import Embeddings, TextEmbedder
 from ranker.interest import InterestModel
@@ -62,13 +62,16 @@ class RankingService:
         embedder: TextEmbedder,
         interest_model: InterestModel,
         policy: Policy,
+        known_items: KnownItems | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.interest_model = interest_model
         self.policy = policy
-        self.known_items = KnownItems(settings.known_items)
-        self.issued = IssuedEvents(settings.issued_events)
+        self.known_items = (
+            known_items if known_items is not None else KnownItems(settings.known_items)
+        )
+        self.issued = IssuedEvents(settings.issued_events_bytes)
         self.in_flight = 0
 
     async def rank(
@@ -121,7 +124,15 @@ class RankingService:
         )
         slate = self.policy.rank(context, checked.top_k)
         shown = tuple(checked.candidate_ids[i] for i in slate.indices)
-        event_id = self.issued.record(IssuedEvent(checked.user_id, self.policy.name, shown))
+        event_id = self.issued.record(
+            IssuedEvent(
+                user_id=checked.user_id,
+                policy=slate.policy,
+                item_ids=shown,
+                vectors=context.vectors[slate.indices],
+                interest=interest,
+            )
+        )
         stages.mark("policy")
         return ranker_pb2.RankResponse(
             event_id=event_id,
@@ -137,7 +148,7 @@ class RankingService:
                     strict=True,
                 )
             ],
-            policy=self.policy.name,
+            policy=slate.policy,
             model_version=embeddings.model_version,
             degraded=degradations(embeddings, n),
             stage_ms=stages.total(),
@@ -161,5 +172,9 @@ class RankingService:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         credited = event.rewarded.get(request.item_id, 0.0)
         if reward > credited:
-            self.policy.update(request.item_id, reward - credited)
+            position = event.item_ids.index(request.item_id)
+            shown = ShownItem(
+                request.item_id, event.vectors[position], event.interest, event.policy
+            )
+            self.policy.update(shown, reward - credited)
             event.rewarded[request.item_id] = reward

@@ -32,7 +32,7 @@ class Settings:
     known_items: int = 200_000
     # A CSV of item_id,text loaded at start; empty for none.
     catalogue: str = ""
-    issued_events: int = 100_000
+    issued_events_bytes: int = 256 * 1024 * 1024
     half_life_hours: float = 72.0
     exploration: float = 0.05
     feedback_weight: float = 1.0

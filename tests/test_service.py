@@ -223,3 +223,26 @@ def test_items_from_a_catalogue_file_may_come_by_id(tmp_path):
     assert svc.known_items.load_csv(catalogue) == 2
     response = rank(svc, request(candidates=[item("k1"), item("k2")]))
     assert [i.item_id for i in response.items] == ["k1", "k2"]
+
+
+def test_feedback_reaches_the_policy_with_the_features_it_ranked_with():
+    svc = service()
+    updates = []
+    svc.policy.update = lambda shown, reward: updates.append((shown, reward))
+    response = rank(svc, request())
+    svc.feedback(pb.FeedbackRequest(event_id=response.event_id, item_id="c2", reward=0.5))
+    [(shown, reward)] = updates
+    assert (shown.item_id, shown.member, reward) == ("c2", "similarity_ucb", 0.5)
+    assert shown.vector.shape == (8,) and shown.interest.shape == (8,)
+
+
+def test_issued_events_are_bounded_in_bytes():
+    from ranker.issued_events import IssuedEvent, IssuedEvents
+
+    events = IssuedEvents(max_bytes=3000)
+    ids = [
+        events.record(IssuedEvent("u", "p", ("a", "b"), np.zeros((2, 100), np.float32), None))
+        for _ in range(5)
+    ]
+    assert events.bytes <= 3000
+    assert events.get(ids[0]) is None and events.get(ids[-1]) is not None
