@@ -15,9 +15,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.11 python3.11-venv curl \
     && rm -rf /var/lib/apt/lists/*
 
-# Encoders exported with the python-ort target run ONNX Runtime inside the Python backend, so
-# the backend's own interpreter needs it too.
-RUN python3 -m pip install --no-cache-dir onnxruntime==1.20.1
+# Encoders exported with the python-ort target run ONNX Runtime, and the tokenizer model runs
+# tokenizers, inside the Python backend, so the backend's own interpreter needs both.
+RUN python3 -m pip install --no-cache-dir onnxruntime==1.20.1 tokenizers==0.20.3
 
 # The ranker lives in its own virtual environment, deliberately not on PATH: the Python
 # backend's stub takes its packages from the first python3 on PATH, which must stay 3.10.
