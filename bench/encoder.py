@@ -27,6 +27,7 @@ from export.encoder import load_encoder
 from export.onnx_graph import EmbeddingGraph
 from export.source import inspect_source
 from launcher.triton import TritonServer
+from ranker.triton import encoder_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 32
@@ -78,12 +79,7 @@ def onnxruntime_run(model_onnx: Path) -> Callable:
 
 def triton_run(client: triton_grpc.InferenceServerClient, model_name: str) -> Callable:
     def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        inputs = []
-        for name, array in (("input_ids", ids), ("attention_mask", mask)):
-            tensor = triton_grpc.InferInput(name, list(array.shape), "INT64")
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
-        return client.infer(model_name, inputs).as_numpy("embedding")
+        return client.infer(model_name, encoder_inputs(ids, mask)).as_numpy("embedding")
 
     return run
 

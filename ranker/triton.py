@@ -45,6 +45,16 @@ CHANNEL_ARGS = [
 ]
 
 
+def encoder_inputs(input_ids: np.ndarray, attention_mask: np.ndarray) -> list:
+    """The encoder's two INT64 inputs, named as every export target names them."""
+    inputs = []
+    for name, array in (("input_ids", input_ids), ("attention_mask", attention_mask)):
+        tensor = triton_grpc.InferInput(name, list(array.shape), "INT64")
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    return inputs
+
+
 class TritonEncoderClient:
     def __init__(self, url: str, model_name: str) -> None:
         self.url = url
@@ -82,15 +92,10 @@ class TritonEncoderClient:
         attention_mask: np.ndarray,
         timeout_s: float,
     ) -> np.ndarray:
-        inputs = []
-        for name, array in (("input_ids", input_ids), ("attention_mask", attention_mask)):
-            tensor = triton_grpc.InferInput(name, list(array.shape), "INT64")
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
         try:
             result = await self._client.infer(
                 self.model_name,
-                inputs,
+                encoder_inputs(input_ids, attention_mask),
                 model_version=model.version,
                 outputs=[triton_grpc.InferRequestedOutput("embedding")],
                 client_timeout=timeout_s,

