@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ranker.bandits.item_stats import ItemStatsStore
+
 # Every count-based policy starts an item at this click rate, so an item without feedback
 # neither gains nor loses against its content similarity.
 PRIOR_REWARDS = 1.0
@@ -83,6 +85,14 @@ def similarities(context: RankContext) -> np.ndarray:
         return np.zeros(len(context.item_ids), dtype=np.float64)
     interest = context.interest.astype(context.vectors.dtype, copy=False)
     return (context.vectors @ interest).astype(np.float64)
+
+
+def content_and_feedback(
+    context: RankContext, stats: ItemStatsStore, feedback_weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity plus weighted reward lift, shows): what count-based policies exploit."""
+    shows, rewards = stats.counts(context.item_ids)
+    return similarities(context) + feedback_weight * reward_lift(shows, rewards), shows
 
 
 def reward_lift(shows: np.ndarray, rewards: np.ndarray) -> np.ndarray:

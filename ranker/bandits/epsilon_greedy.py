@@ -20,9 +20,8 @@ from ranker.bandits.base import (
     RankContext,
     ShownItem,
     Slate,
+    content_and_feedback,
     explored_mask,
-    reward_lift,
-    similarities,
 )
 from ranker.bandits.item_stats import ItemStatsStore
 
@@ -51,8 +50,7 @@ class EpsilonGreedy:
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
-            shows, rewards = self.stats.counts(context.item_ids)
-            exploit = similarities(context) + self.feedback_weight * reward_lift(shows, rewards)
+            exploit, _ = content_and_feedback(context, self.stats, self.feedback_weight)
             epsilon = self.current_epsilon()
             indices, propensities = self._choose(exploit, min(top_k, len(exploit)), epsilon)
             self._slates_ranked += 1

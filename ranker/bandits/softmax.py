@@ -21,9 +21,8 @@ from ranker.bandits.base import (
     RankContext,
     ShownItem,
     Slate,
+    content_and_feedback,
     explored_mask,
-    reward_lift,
-    similarities,
     top_k_order,
 )
 from ranker.bandits.item_stats import ItemStatsStore
@@ -61,8 +60,7 @@ class Softmax:
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
-            shows, rewards = self.stats.counts(context.item_ids)
-            exploit = similarities(context) + self.feedback_weight * reward_lift(shows, rewards)
+            exploit, _ = content_and_feedback(context, self.stats, self.feedback_weight)
             perturbed = exploit / self.temperature + self._rng.gumbel(size=len(exploit))
             indices = top_k_order(perturbed, top_k)
             self.stats.record_shows([context.item_ids[i] for i in indices])

@@ -16,8 +16,7 @@ from ranker.bandits.base import (
     RankContext,
     ShownItem,
     Slate,
-    reward_lift,
-    similarities,
+    content_and_feedback,
     slate_from_scores,
 )
 from ranker.bandits.item_stats import ItemStatsStore
@@ -34,8 +33,7 @@ class UCB1:
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
-            shows, rewards = self.stats.counts(context.item_ids)
-            exploit = similarities(context) + self.feedback_weight * reward_lift(shows, rewards)
+            exploit, shows = content_and_feedback(context, self.stats, self.feedback_weight)
             bonus = self.exploration * np.sqrt(np.log1p(self.stats.total_shows) / (1.0 + shows))
             slate = slate_from_scores(exploit + bonus, exploit, top_k, self.name)
             self.stats.record_shows([context.item_ids[i] for i in slate.indices])
