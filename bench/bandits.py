@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ranker.bandits.base import Policy, RankContext, ShownItem  # noqa: E402
+from ranker.bandits.base import Policy, RankContext, ShownItem, cosine_context  # noqa: E402
 from ranker.bandits.ensemble import Exp3Ensemble, TrafficSplit  # noqa: E402
 from ranker.bandits.epsilon_greedy import EpsilonGreedy  # noqa: E402
 from ranker.bandits.item_stats import InMemoryItemStats  # noqa: E402
@@ -125,7 +125,7 @@ def main() -> None:
     for user in range(32):
         chosen = rng.choice(len(catalogue), size=args.candidates, replace=False)
         contexts.append(
-            RankContext(
+            cosine_context(
                 user_id=f"user-{user}",
                 item_ids=[catalogue[i] for i in chosen],
                 vectors=catalogue_vectors[chosen],

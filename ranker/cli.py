@@ -34,6 +34,7 @@ def build_service(
         settings.max_tokens,
         settings.batch_wait_ms / 1000.0,
         settings.late_grace_ms / 1000.0,
+        settings.model_poll_ms / 1000.0,
     )
     policy = SimilarityUCB(
         InMemoryItemStats(settings.known_items), settings.exploration, settings.feedback_weight

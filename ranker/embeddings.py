@@ -2,13 +2,15 @@
 
 Never waits past the request's budget: texts whose embeddings are not ready in time come back
 marked missing, and the caller degrades. The served model is kept while Triton is down (its
-cached embeddings still serve) and re-discovered in the background after a failure, so the
-ranker follows a restarted Triton or a new model version by itself.
+cached embeddings still serve) and re-discovered in the background after a failure and every
+`poll_s`, so the ranker follows a restarted Triton, a rollout to a new version and a rollback
+by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,7 @@ class TritonTextEmbedder:
         max_tokens: int,
         batch_wait_s: float,
         late_grace_s: float,
+        poll_s: float,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -61,9 +64,11 @@ class TritonTextEmbedder:
         self.max_tokens = max_tokens
         self.batch_wait_s = batch_wait_s
         self.late_grace_s = late_grace_s
+        self.poll_s = poll_s
         self.batcher: EmbeddingBatcher | None = None
         self._model: ServedModel | None = None
         self._stale = True
+        self._discovered_at = 0.0
         self._refresh: asyncio.Task[None] | None = None
 
     async def embed(self, texts: Sequence[str], deadline: Deadline) -> Embeddings:
@@ -98,7 +103,9 @@ class TritonTextEmbedder:
         if self._model is None:
             # Nothing to fall back on: discovering within this request's budget is worth it.
             await self._discover(deadline.remaining())
-        elif self._stale and (self._refresh is None or self._refresh.done()):
+        elif (self._stale or time.monotonic() - self._discovered_at > self.poll_s) and (
+            self._refresh is None or self._refresh.done()
+        ):
             self._refresh = asyncio.get_running_loop().create_task(self._discover(timeout_s=1.0))
         return self._model
 
@@ -116,6 +123,7 @@ class TritonTextEmbedder:
                 )
                 self._model = model
             self._stale = False
+            self._discovered_at = time.monotonic()
         except (EncoderUnavailable, EncoderTimeout):
             self._stale = True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 import grpc
 
@@ -63,11 +64,14 @@ class RankingService:
         interest_model: InterestModel,
         policy: Policy,
         known_items: KnownItems | None = None,
+        pinnable: Collection[str] = (),
     ) -> None:
+        """`pinnable`: the policy names a request may pin; the policy's own name always."""
         self.settings = settings
         self.embedder = embedder
         self.interest_model = interest_model
         self.policy = policy
+        self.pinnable = frozenset({policy.name, *pinnable})
         self.known_items = (
             known_items if known_items is not None else KnownItems(settings.known_items)
         )
@@ -93,7 +97,7 @@ class RankingService:
     ) -> ranker_pb2.RankResponse:
         stages = StageClock()
         try:
-            checked = check_rank_request(request, self.settings, self.known_items)
+            checked = check_rank_request(request, self.settings, self.known_items, self.pinnable)
         except InvalidRequest as error:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         budget_s = checked.budget_ms / 1000.0
@@ -109,19 +113,22 @@ class RankingService:
         stages.mark("embed")
 
         history_found = ~embeddings.missing[n:]
-        interest = self.interest_model.interest(
+        profile = self.interest_model.profile(
             [event for event, found in zip(history, history_found, strict=True) if found],
             embeddings.vectors[n:][history_found],
         )
-        stages.mark("interest")
-        # Candidates without an embedding have zero vectors: the policy scores them by what it
-        # learned from feedback alone.
+        # Candidates without an embedding have zero vectors: they are scored by what the
+        # profile knows of them by id and by what the policy learned from feedback.
+        vectors = embeddings.vectors[:n]
         context = RankContext(
             user_id=checked.user_id,
             item_ids=checked.candidate_ids,
-            vectors=embeddings.vectors[:n],
-            interest=interest,
+            vectors=vectors,
+            interest=profile.vector,
+            relevance=profile.relevance(checked.candidate_ids, vectors),
+            pinned=checked.policy,
         )
+        stages.mark("interest")
         slate = self.policy.rank(context, checked.top_k)
         shown = tuple(checked.candidate_ids[i] for i in slate.indices)
         event_id = self.issued.record(
@@ -130,7 +137,7 @@ class RankingService:
                 policy=slate.policy,
                 item_ids=shown,
                 vectors=context.vectors[slate.indices],
-                interest=interest,
+                interest=profile.vector,
             )
         )
         stages.mark("policy")

@@ -27,6 +27,8 @@ class Settings:
     default_budget_ms: int = 1000
     batch_wait_ms: float = 2.0
     late_grace_ms: float = 500.0
+    # How often the ranker asks Triton for the newest ready encoder version (rollouts).
+    model_poll_ms: float = 1000.0
     max_in_flight: int = 256
     cache_bytes: int = 256 * 1024 * 1024
     known_items: int = 200_000

@@ -5,7 +5,7 @@ Nothing is remembered from a request that fails here, so a bad request changes n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ranker.interest import EVENT_WEIGHTS, HistoryEvent
@@ -26,12 +26,21 @@ class RankInput:
     candidate_texts: list[str]
     top_k: int
     budget_ms: int
+    # The policy the request pinned; "" for none.
+    policy: str
 
 
 def check_rank_request(
-    request: ranker_pb2.RankRequest, settings: Settings, known: KnownItems
+    request: ranker_pb2.RankRequest,
+    settings: Settings,
+    known: KnownItems,
+    pinnable: Collection[str],
 ) -> RankInput:
     _check_length("user_id", request.user_id, settings.max_id_chars)
+    if request.policy and request.policy not in pinnable:
+        raise InvalidRequest(
+            f"policy: unknown policy {request.policy!r}; this server has {sorted(pinnable)}"
+        )
     if not request.candidates:
         raise InvalidRequest("candidates: at least one candidate is required")
     _check_count("candidates", request.candidates, settings.max_candidates)
@@ -76,6 +85,7 @@ def check_rank_request(
         candidate_texts=candidate_texts,
         top_k=min(request.top_k or settings.default_top_k, len(candidate_ids)),
         budget_ms=request.budget_ms or settings.default_budget_ms,
+        policy=request.policy,
     )
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ranker.bandits.base import RankContext, ShownItem, top_k_order
+from ranker.bandits.base import RankContext, ShownItem, cosine_context, top_k_order
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.similarity_ucb import SimilarityUCB
 from ranker.bandits.sliding_window_stats import SlidingWindowItemStats
@@ -10,7 +10,7 @@ from ranker.bandits.sliding_window_stats import SlidingWindowItemStats
 
 def context(interest=(1.0, 0.0)) -> RankContext:
     vectors = np.array([[1.0, 0.0], [0.9, 0.436], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
-    return RankContext(
+    return cosine_context(
         user_id="u",
         item_ids=["a", "b", "c", "d"],
         vectors=vectors,

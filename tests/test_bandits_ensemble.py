@@ -5,12 +5,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ranker.bandits.base import RankContext, ShownItem, Slate
+from ranker.bandits.base import RankContext, ShownItem, Slate, cosine_context
 from ranker.bandits.ensemble import Exp3Ensemble, TrafficSplit
 from ranker.bandits.epsilon_greedy import EpsilonGreedy
 from ranker.bandits.item_stats import InMemoryItemStats
 
-CONTEXT = RankContext(
+CONTEXT = cosine_context(
     user_id="u",
     item_ids=["a", "b", "c"],
     vectors=np.eye(3, dtype=np.float32),
@@ -100,7 +100,7 @@ def test_traffic_split_is_stable_per_user_and_matches_the_shares():
     assigned = [split.member_for(user) for user in users]
     assert assigned == [split.member_for(user) for user in users]
     assert Counter(assigned)["treatment"] / len(users) == pytest.approx(0.2, abs=0.02)
-    context = RankContext("user-7", CONTEXT.item_ids, CONTEXT.vectors, CONTEXT.interest)
+    context = cosine_context("user-7", CONTEXT.item_ids, CONTEXT.vectors, CONTEXT.interest)
     slate = split.rank(context, top_k=1)
     assert slate.policy == split.member_for("user-7")
     assert slate.propensities.tolist() == [1.0]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from ranker.bandits.base import Policy, RankContext, ShownItem, similarities
+from ranker.bandits.base import Policy, RankContext, ShownItem, cosine_context
 from ranker.bandits.epsilon_greedy import EpsilonGreedy
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.linear_thompson import LinearThompson
@@ -35,7 +35,7 @@ def make_context(dim: int = DIM, items: int = ITEMS, seed: int = 7) -> RankConte
     others /= np.linalg.norm(others, axis=1, keepdims=True)
     cosines = 0.6 - 0.05 * np.arange(items) % 0.6
     vectors = cosines[:, None] * interest + np.sqrt(1 - cosines**2)[:, None] * others
-    return RankContext(
+    return cosine_context(
         user_id="u",
         item_ids=[f"i{n}" for n in range(items)],
         vectors=vectors.astype(np.float32),
@@ -92,7 +92,7 @@ def test_cold_items_rank_by_similarity(name):
     # UCB1 keeps its bonus on: every unshown item gets the same bonus, so content decides.
     context = make_context()
     slate = EXPLOITING[name]().rank(context, top_k=4)
-    assert slate.indices.tolist() == np.argsort(-similarities(context))[:4].tolist()
+    assert slate.indices.tolist() == np.argsort(-context.relevance)[:4].tolist()
     assert not slate.explored.any()
 
 
@@ -100,7 +100,7 @@ def test_cold_items_rank_by_similarity(name):
 def test_learns_to_prefer_the_item_that_earns_rewards(name):
     context = make_context()
     # The best item is only the fourth most similar one.
-    best = int(np.argsort(-similarities(context))[3])
+    best = int(np.argsort(-context.relevance)[3])
     rates = np.full(ITEMS, 0.05)
     rates[best] = 0.6
     picks = simulate(EXPLORING[name](0), context, lambda _: rates, rounds=400)
@@ -133,7 +133,7 @@ def test_propensities_are_probabilities(name):
 @pytest.mark.parametrize("name", EXPLORING)
 def test_no_interest_still_ranks(name):
     context = make_context()
-    context = RankContext(context.user_id, context.item_ids, context.vectors, None)
+    context = cosine_context(context.user_id, context.item_ids, context.vectors, None)
     policy = EXPLORING[name](0)
     slate = policy.rank(context, top_k=3)
     policy.update(shown_item(context, int(slate.indices[0]), slate.policy), 1.0)
@@ -155,7 +155,7 @@ def test_epsilon_greedy_propensities_are_exact():
     frequencies, reported = slot_one_frequencies(
         lambda seed: EpsilonGreedy(InMemoryItemStats(10), epsilon=0.4, seed=seed), context, 3000
     )
-    greedy = int(np.argmax(similarities(context)))
+    greedy = int(np.argmax(context.relevance))
     for item, propensity in reported.items():
         assert propensity == pytest.approx(0.6 * (item == greedy) + 0.4 / 4)
         assert frequencies[item] == pytest.approx(propensity, abs=0.03)
@@ -175,7 +175,7 @@ def test_softmax_propensities_are_plackett_luce():
     frequencies, reported = slot_one_frequencies(
         lambda seed: Softmax(InMemoryItemStats(10), temperature=0.3, seed=seed), context, 3000
     )
-    scores = similarities(context)
+    scores = context.relevance
     first_slot = [plackett_luce_propensities(scores, np.array([i]), 0.3)[0] for i in range(4)]
     assert sum(first_slot) == pytest.approx(1.0)
     for item, propensity in reported.items():
@@ -219,7 +219,7 @@ class _Frozen:
 )
 def test_forgetting_stats_recover_faster_when_the_best_item_changes(make_stats):
     context = make_context()
-    order = np.argsort(-similarities(context))
+    order = np.argsort(-context.relevance)
     first, second = int(order[0]), int(order[1])
 
     def rates(round_: int) -> np.ndarray:
@@ -257,11 +257,11 @@ def test_linucb_keeps_a_inverse_equal_to_the_inverse_of_a():
 def test_contextual_policies_generalise_to_an_unseen_item_like_a_rewarded_one():
     context = make_context(dim=64, items=30)
     policy = LinUCB(exploration=0.0, feedback_weight=5.0, seed=0)
-    rewarded = int(np.argsort(-similarities(context))[20])
+    rewarded = int(np.argsort(-context.relevance)[20])
     for _ in range(20):
         policy.rank(context, top_k=3)
         policy.update(shown_item(context, rewarded, policy.name), 1.0)
-    twin = RankContext(
+    twin = cosine_context(
         "u",
         [*context.item_ids, "twin"],
         np.vstack([context.vectors, context.vectors[rewarded]]),

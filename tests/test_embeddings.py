@@ -58,7 +58,13 @@ def repository(tmp_path: Path) -> Path:
 
 def embedder(triton: FakeTriton, repository: Path):
     return TritonTextEmbedder(
-        triton, EmbeddingCache(1 << 20), repository, 16, batch_wait_s=0.005, late_grace_s=0.5
+        triton,
+        EmbeddingCache(1 << 20),
+        repository,
+        16,
+        batch_wait_s=0.005,
+        late_grace_s=0.5,
+        poll_s=60.0,
     )
 
 

@@ -31,7 +31,14 @@ def test_public_contract_field_numbers():
     expected = {
         "Item": {"item_id": 1, "text": 2},
         "BehaviorEvent": {"item": 1, "type": 2, "time": 3},
-        "RankRequest": {"user_id": 1, "history": 2, "candidates": 3, "top_k": 4, "budget_ms": 5},
+        "RankRequest": {
+            "user_id": 1,
+            "history": 2,
+            "candidates": 3,
+            "top_k": 4,
+            "budget_ms": 5,
+            "policy": 6,
+        },
         "RankedItem": {"item_id": 1, "score": 2, "propensity": 3, "explored": 4},
         "RankResponse": {
             "event_id": 1,

@@ -132,7 +132,7 @@ class InterestModelScorer:
             )
             for item, time in zip(history.items.tolist(), history.times.tolist(), strict=True)
         ]
-        interest = self.model.interest(events, self.vectors[history.items])
-        if interest is None:
-            return np.zeros(len(candidates))
-        return self.vectors[candidates].astype(np.float64) @ interest.astype(np.float64)
+        profile = self.model.profile(events, self.vectors[history.items])
+        return profile.relevance(
+            [self.item_ids[item] for item in candidates.tolist()], self.vectors[candidates]
+        )

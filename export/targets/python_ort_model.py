@@ -6,6 +6,7 @@ It depends on numpy and onnxruntime only, since it runs in tritonserver's Python
 
 import json
 import os
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -19,6 +20,8 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         parameters = json.loads(args["model_config"]).get("parameters", {})
         threads = parameters.get("intra_op_threads", {}).get("string_value") or "0"
+        # Fault injection for load tests: a config parameter that slows every batch down.
+        self.delay_s = float(parameters.get("delay_ms", {}).get("string_value") or "0") / 1000
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(threads)
@@ -27,6 +30,8 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         """One ORT run for the whole dynamic batch: per-run overhead is what batching saves."""
+        if self.delay_s:
+            time.sleep(self.delay_s)
         responses = [None] * len(requests)
         ready = {}
         for index, request in enumerate(requests):

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ranker.bandits.item_stats import ItemStatsStore
+from ranker.interest import CosineProfile
 
 # Every count-based policy starts an item at this click rate, so an item without feedback
 # neither gains nor loses against its content similarity.
@@ -35,6 +36,23 @@ class RankContext:
     vectors: np.ndarray
     # The user's interest as a unit vector; None for a user without usable history.
     interest: np.ndarray | None
+    # The interest model's score per candidate (float64): what exploitation starts from.
+    relevance: np.ndarray
+    # A policy the request pinned (an ensemble member's name); "" lets the policy choose.
+    pinned: str = ""
+
+
+def cosine_context(
+    user_id: str,
+    item_ids: Sequence[str],
+    vectors: np.ndarray,
+    interest: np.ndarray | None,
+    pinned: str = "",
+) -> RankContext:
+    """A context whose relevance is the plain cosine to the interest, for simulations and
+    benchmarks that have vectors but no history."""
+    relevance = CosineProfile(interest).relevance(item_ids, vectors)
+    return RankContext(user_id, item_ids, vectors, interest, relevance, pinned)
 
 
 @dataclass(frozen=True)
@@ -75,24 +93,12 @@ class Policy(Protocol):
         ...
 
 
-def similarities(context: RankContext) -> np.ndarray:
-    """Cosine similarity of each candidate to the interest; zeros when there is none.
-
-    Computed in the embeddings' own precision: casting 1,000 x 384 floats up first costs more
-    than the whole product.
-    """
-    if context.interest is None:
-        return np.zeros(len(context.item_ids), dtype=np.float64)
-    interest = context.interest.astype(context.vectors.dtype, copy=False)
-    return (context.vectors @ interest).astype(np.float64)
-
-
 def content_and_feedback(
     context: RankContext, stats: ItemStatsStore, feedback_weight: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(similarity plus weighted reward lift, shows): what count-based policies exploit."""
+    """(relevance plus weighted reward lift, shows): what count-based policies exploit."""
     shows, rewards = stats.counts(context.item_ids)
-    return similarities(context) + feedback_weight * reward_lift(shows, rewards), shows
+    return context.relevance + feedback_weight * reward_lift(shows, rewards), shows
 
 
 def reward_lift(shows: np.ndarray, rewards: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ from ranker.bandits.base import (
     Slate,
     explored_mask,
     propensities_against_rival,
-    similarities,
     top_k_order,
 )
 from ranker.bandits.linear_model import ProjectedRidge
@@ -46,7 +45,7 @@ class LinearThompson:
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
             features = self.model.features(context.vectors, context.interest)
-            similarity = similarities(context)
+            similarity = context.relevance
             exploit = similarity + self.feedback_weight * self.model.mean(features)
             noise = np.linalg.cholesky(self.model.a_inv) @ self._rng.standard_normal(
                 len(self.model.theta)

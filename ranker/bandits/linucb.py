@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from ranker.bandits.base import RankContext, ShownItem, Slate, similarities, slate_from_scores
+from ranker.bandits.base import RankContext, ShownItem, Slate, slate_from_scores
 from ranker.bandits.linear_model import ProjectedRidge
 
 
@@ -35,7 +35,7 @@ class LinUCB:
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
             features = self.model.features(context.vectors, context.interest)
-            exploit = similarities(context) + self.feedback_weight * self.model.mean(features)
+            exploit = context.relevance + self.feedback_weight * self.model.mean(features)
             scores = exploit
             if self.exploration:
                 bonus = np.sqrt(np.maximum(self.model.variance(features), 0.0))

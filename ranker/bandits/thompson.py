@@ -26,7 +26,6 @@ from ranker.bandits.base import (
     Slate,
     explored_mask,
     propensities_against_rival,
-    similarities,
     top_k_order,
 )
 from ranker.bandits.item_stats import ItemStatsStore
@@ -49,7 +48,7 @@ class BetaThompson:
             sampled = self._rng.beta(alpha, beta)
             cold = shows == 0
             sampled[cold] = self._rng.beta(PRIOR_REWARDS, PRIOR_SHOWS - PRIOR_REWARDS)
-            similarity = similarities(context)
+            similarity = context.relevance
             scores = similarity + self.feedback_weight * (sampled - PRIOR_RATE)
             mean = alpha / (alpha + beta)
             exploit = similarity + self.feedback_weight * (mean - PRIOR_RATE)

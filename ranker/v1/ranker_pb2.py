@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ranker/v1/ranker.proto\x12\tranker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x04Item\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"|\n\rBehaviorEvent\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.ranker.v1.Item\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.ranker.v1.EventType\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x90\x01\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x07history\x18\x02 \x03(\x0b\x32\x18.ranker.v1.BehaviorEvent\x12#\n\ncandidates\x18\x03 \x03(\x0b\x32\x0f.ranker.v1.Item\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x11\n\tbudget_ms\x18\x05 \x01(\r\"R\n\nRankedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x12\n\npropensity\x18\x03 \x01(\x01\x12\x10\n\x08\x65xplored\x18\x04 \x01(\x08\"\xe7\x01\n\x0cRankResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12$\n\x05items\x18\x02 \x03(\x0b\x32\x15.ranker.v1.RankedItem\x12\x0e\n\x06policy\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x05 \x03(\t\x12\x36\n\x08stage_ms\x18\x06 \x03(\x0b\x32$.ranker.v1.RankResponse.StageMsEntry\x1a.\n\x0cStageMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"h\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.ranker.v1.EventType\x12\x0e\n\x06reward\x18\x04 \x01(\x01\"\x12\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse*\xa0\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x17\n\x13\x45VENT_TYPE_FAVORITE\x10\x03\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x04\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x05\x32\x86\x01\n\x06Ranker\x12\x37\n\x04Rank\x12\x16.ranker.v1.RankRequest\x1a\x17.ranker.v1.RankResponse\x12\x43\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1a.ranker.v1.FeedbackRequest\x1a\x1b.ranker.v1.FeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ranker/v1/ranker.proto\x12\tranker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x04Item\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"|\n\rBehaviorEvent\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.ranker.v1.Item\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.ranker.v1.EventType\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x07history\x18\x02 \x03(\x0b\x32\x18.ranker.v1.BehaviorEvent\x12#\n\ncandidates\x18\x03 \x03(\x0b\x32\x0f.ranker.v1.Item\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x11\n\tbudget_ms\x18\x05 \x01(\r\x12\x0e\n\x06policy\x18\x06 \x01(\t\"R\n\nRankedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x12\n\npropensity\x18\x03 \x01(\x01\x12\x10\n\x08\x65xplored\x18\x04 \x01(\x08\"\xe7\x01\n\x0cRankResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12$\n\x05items\x18\x02 \x03(\x0b\x32\x15.ranker.v1.RankedItem\x12\x0e\n\x06policy\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x05 \x03(\t\x12\x36\n\x08stage_ms\x18\x06 \x03(\x0b\x32$.ranker.v1.RankResponse.StageMsEntry\x1a.\n\x0cStageMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"h\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.ranker.v1.EventType\x12\x0e\n\x06reward\x18\x04 \x01(\x01\"\x12\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse*\xa0\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x17\n\x13\x45VENT_TYPE_FAVORITE\x10\x03\x12\x1a\n\x16\x45VENT_TYPE_ADD_TO_CART\x10\x04\x12\x17\n\x13\x45VENT_TYPE_PURCHASE\x10\x05\x32\x86\x01\n\x06Ranker\x12\x37\n\x04Rank\x12\x16.ranker.v1.RankRequest\x1a\x17.ranker.v1.RankResponse\x12\x43\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1a.ranker.v1.FeedbackRequest\x1a\x1b.ranker.v1.FeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,24 +34,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RANKRESPONSE_STAGEMSENTRY']._loaded_options = None
   _globals['_RANKRESPONSE_STAGEMSENTRY']._serialized_options = b'8\001'
-  _globals['_EVENTTYPE']._serialized_start=827
-  _globals['_EVENTTYPE']._serialized_end=987
+  _globals['_EVENTTYPE']._serialized_start=843
+  _globals['_EVENTTYPE']._serialized_end=1003
   _globals['_ITEM']._serialized_start=70
   _globals['_ITEM']._serialized_end=107
   _globals['_BEHAVIOREVENT']._serialized_start=109
   _globals['_BEHAVIOREVENT']._serialized_end=233
   _globals['_RANKREQUEST']._serialized_start=236
-  _globals['_RANKREQUEST']._serialized_end=380
-  _globals['_RANKEDITEM']._serialized_start=382
-  _globals['_RANKEDITEM']._serialized_end=464
-  _globals['_RANKRESPONSE']._serialized_start=467
-  _globals['_RANKRESPONSE']._serialized_end=698
-  _globals['_RANKRESPONSE_STAGEMSENTRY']._serialized_start=652
-  _globals['_RANKRESPONSE_STAGEMSENTRY']._serialized_end=698
-  _globals['_FEEDBACKREQUEST']._serialized_start=700
-  _globals['_FEEDBACKREQUEST']._serialized_end=804
-  _globals['_FEEDBACKRESPONSE']._serialized_start=806
-  _globals['_FEEDBACKRESPONSE']._serialized_end=824
-  _globals['_RANKER']._serialized_start=990
-  _globals['_RANKER']._serialized_end=1124
+  _globals['_RANKREQUEST']._serialized_end=396
+  _globals['_RANKEDITEM']._serialized_start=398
+  _globals['_RANKEDITEM']._serialized_end=480
+  _globals['_RANKRESPONSE']._serialized_start=483
+  _globals['_RANKRESPONSE']._serialized_end=714
+  _globals['_RANKRESPONSE_STAGEMSENTRY']._serialized_start=668
+  _globals['_RANKRESPONSE_STAGEMSENTRY']._serialized_end=714
+  _globals['_FEEDBACKREQUEST']._serialized_start=716
+  _globals['_FEEDBACKREQUEST']._serialized_end=820
+  _globals['_FEEDBACKRESPONSE']._serialized_start=822
+  _globals['_FEEDBACKRESPONSE']._serialized_end=840
+  _globals['_RANKER']._serialized_start=1006
+  _globals['_RANKER']._serialized_end=1140
 # @@protoc_insertion_point(module_scope)

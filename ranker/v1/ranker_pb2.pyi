@@ -44,18 +44,20 @@ class BehaviorEvent(_message.Message):
     def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., type: _Optional[_Union[EventType, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RankRequest(_message.Message):
-    __slots__ = ("user_id", "history", "candidates", "top_k", "budget_ms")
+    __slots__ = ("user_id", "history", "candidates", "top_k", "budget_ms", "policy")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     BUDGET_MS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     history: _containers.RepeatedCompositeFieldContainer[BehaviorEvent]
     candidates: _containers.RepeatedCompositeFieldContainer[Item]
     top_k: int
     budget_ms: int
-    def __init__(self, user_id: _Optional[str] = ..., history: _Optional[_Iterable[_Union[BehaviorEvent, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., top_k: _Optional[int] = ..., budget_ms: _Optional[int] = ...) -> None: ...
+    policy: str
+    def __init__(self, user_id: _Optional[str] = ..., history: _Optional[_Iterable[_Union[BehaviorEvent, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., top_k: _Optional[int] = ..., budget_ms: _Optional[int] = ..., policy: _Optional[str] = ...) -> None: ...
 
 class RankedItem(_message.Message):
     __slots__ = ("item_id", "score", "propensity", "explored")
