@@ -2,7 +2,9 @@
 
 A text already queued or in flight is not sent again: its waiters share one future. Results
 land in the cache when the call completes, also when every waiter has given up on its budget,
-so an embedding that arrives late still serves the next request.
+so an embedding that arrives late still serves the next request. A cancelled request is
+different: its caller is gone, so texts that no other request waits for are taken off the
+queue, and a Triton call that nobody waits for any more is cancelled.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class EmbeddingBatcher:
         self._pending: dict[str, asyncio.Future[np.ndarray]] = {}
         self._queue: list[str] = []
         self._wanted_until: dict[str, float] = {}
+        # Requests waiting per text, and the Triton call each dispatched text is in.
+        self._waiters: dict[str, int] = {}
+        self._calls: dict[str, asyncio.Task[None]] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -43,8 +48,9 @@ class EmbeddingBatcher:
         until = time.monotonic() + budget_s
         futures = {}
         for text in texts:
-            if until > self._wanted_until.get(text, 0.0):
+            if until > self._wanted_until.get(text, 0.0) and text not in self._calls:
                 self._wanted_until[text] = until
+            self._waiters[text] = self._waiters.get(text, 0) + 1
             future = self._pending.get(text)
             if future is None:
                 future = self._pending[text] = loop.create_future()
@@ -57,6 +63,32 @@ class EmbeddingBatcher:
         if self._queue and self._flush is None:
             self._flush = loop.call_later(self.max_wait_s, self._dispatch_all)
         return futures
+
+    def abandon(self, futures: dict[str, asyncio.Future[np.ndarray]]) -> None:
+        """The request that got `futures` from `submit` was cancelled: drop the work only it
+        wanted."""
+        orphaned_calls = set()
+        for text, future in futures.items():
+            if future.done() or self._pending.get(text) is not future:
+                continue
+            waiters = self._waiters[text] - 1
+            if waiters > 0:
+                self._waiters[text] = waiters
+                continue
+            del self._waiters[text]
+            call = self._calls.get(text)
+            if call is not None:
+                orphaned_calls.add(call)
+            else:
+                self._queue.remove(text)
+                del self._wanted_until[text]
+                self._pending.pop(text).cancel()
+        for call in orphaned_calls:
+            if not any(text in self._waiters for text in self._texts_of(call)):
+                call.cancel()
+
+    def _texts_of(self, call: asyncio.Task[None]) -> list[str]:
+        return [text for text, running in self._calls.items() if running is call]
 
     def _dispatch_all(self) -> None:
         self._flush = None
@@ -74,17 +106,29 @@ class EmbeddingBatcher:
         task = asyncio.get_running_loop().create_task(self._run(chunk, timeout_s))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._calls.update(dict.fromkeys(chunk, task))
 
     async def _run(self, chunk: list[str], timeout_s: float) -> None:
         try:
             vectors = await self.compute(chunk, timeout_s)
+        except asyncio.CancelledError:
+            self._settle(chunk, lambda _, future: future.cancel())
+            raise
         except Exception as error:  # every waiter of this chunk must hear of it
-            for text in chunk:
-                self._pending.pop(text).set_exception(error)
+            self._settle(chunk, lambda _, future, error=error: future.set_exception(error))
             return
-        for text, vector in zip(chunk, vectors, strict=True):
+        results = dict(zip(chunk, vectors, strict=True))
+        for text, vector in results.items():
             self.store(text, vector)
-            self._pending.pop(text).set_result(vector)
+        self._settle(chunk, lambda text, future: future.set_result(results[text]))
+
+    def _settle(
+        self, chunk: list[str], settle: Callable[[str, asyncio.Future[np.ndarray]], object]
+    ) -> None:
+        for text in chunk:
+            del self._calls[text]
+            self._waiters.pop(text, None)
+            settle(text, self._pending.pop(text))
 
 
 def _consume_exception(future: asyncio.Future[np.ndarray]) -> None:

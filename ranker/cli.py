@@ -14,6 +14,7 @@ from ranker.cache import EmbeddingCache
 from ranker.embeddings import TritonTextEmbedder
 from ranker.interest import RecencyWeightedInterest
 from ranker.known_items import KnownItems
+from ranker.metrics import RankerMetrics
 from ranker.server import build_server
 from ranker.service import RankingService
 from ranker.settings import Settings
@@ -27,9 +28,12 @@ def build_service(
 ) -> tuple[RankingService, TritonEncoderClient]:
     """Must run inside the event loop that serves: the Triton channel binds to it."""
     client = TritonEncoderClient(settings.triton_url, settings.model_name)
+    cache = EmbeddingCache(settings.cache_bytes)
+    metrics = RankerMetrics()
+    metrics.watch(cache)
     embedder = TritonTextEmbedder(
         client,
-        EmbeddingCache(settings.cache_bytes),
+        cache,
         settings.model_repository,
         settings.max_tokens,
         settings.batch_wait_ms / 1000.0,
@@ -40,7 +44,12 @@ def build_service(
         InMemoryItemStats(settings.known_items), settings.exploration, settings.feedback_weight
     )
     service = RankingService(
-        settings, embedder, RecencyWeightedInterest(settings.half_life_hours), policy, known_items
+        settings,
+        embedder,
+        RecencyWeightedInterest(settings.half_life_hours),
+        policy,
+        known_items,
+        metrics=metrics,
     )
     return service, client
 
@@ -49,6 +58,8 @@ async def serve(settings: Settings, known_items: KnownItems) -> None:
     service, client = build_service(settings, known_items)
     bound = await build_server(settings, service)
     await bound.server.start()
+    if settings.metrics_port:
+        service.metrics.serve(settings.metrics_port)
     print(
         f"ranker listening on {settings.host}:{bound.port}, Triton at {settings.triton_url}",
         file=sys.stderr,

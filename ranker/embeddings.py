@@ -87,9 +87,14 @@ class TritonTextEmbedder:
                 vectors[i], missing[i] = cached, False
         failure = None
         if positions:
-            futures = self.batcher.submit(positions, deadline.remaining())
+            batcher = self.batcher
+            futures = batcher.submit(positions, deadline.remaining())
             if not deadline.expired:
-                await asyncio.wait(futures.values(), timeout=deadline.remaining())
+                try:
+                    await asyncio.wait(futures.values(), timeout=deadline.remaining())
+                except asyncio.CancelledError:
+                    batcher.abandon(futures)
+                    raise
             for text, future in futures.items():
                 if future.done() and future.exception() is None:
                     vectors[positions[text]], missing[positions[text]] = future.result(), False

@@ -13,6 +13,13 @@ from ranker.settings import Settings
 from ranker.v1 import ranker_pb2, ranker_pb2_grpc
 
 SERVICE_NAME = ranker_pb2.DESCRIPTOR.services_by_name["Ranker"].full_name
+# A bare echo of raw bytes, with no parsing and no ranking: the floor that bench/load.py
+# compares Rank's throughput with, on the same server and event loop.
+ECHO_METHOD = "/ranker.bench.Echo/Echo"
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
 
 
 class RankerServicer(ranker_pb2_grpc.RankerServicer):
@@ -53,6 +60,12 @@ async def build_server(settings: Settings, service: RankingService) -> BoundServ
         ]
     )
     ranker_pb2_grpc.add_RankerServicer_to_server(RankerServicer(service), server)
+    if settings.echo_rpc:
+        service_name, method = ECHO_METHOD.strip("/").split("/")
+        echo = grpc.unary_unary_rpc_method_handler(_echo)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service_name, {method: echo}),)
+        )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

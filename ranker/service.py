@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Collection
 
@@ -13,6 +14,7 @@ from ranker.embeddings import Embeddings, TextEmbedder
 from ranker.interest import InterestModel
 from ranker.issued_events import IssuedEvent, IssuedEvents
 from ranker.known_items import KnownItems
+from ranker.metrics import RankerMetrics
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2
 from ranker.validation import InvalidRequest, check_feedback_reward, check_rank_request
@@ -65,6 +67,7 @@ class RankingService:
         policy: Policy,
         known_items: KnownItems | None = None,
         pinnable: Collection[str] = (),
+        metrics: RankerMetrics | None = None,
     ) -> None:
         """`pinnable`: the policy names a request may pin; the policy's own name always."""
         self.settings = settings
@@ -77,20 +80,39 @@ class RankingService:
         )
         self.issued = IssuedEvents(settings.issued_events_bytes)
         self.in_flight = 0
+        self.metrics = metrics if metrics is not None else RankerMetrics()
 
     async def rank(
         self, request: ranker_pb2.RankRequest, time_left_s: float | None
     ) -> ranker_pb2.RankResponse:
-        if self.in_flight >= self.settings.max_in_flight:
-            raise RequestFailed(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"over {self.settings.max_in_flight} Rank requests in flight; retry with backoff",
-            )
-        self.in_flight += 1
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
         try:
-            return await self._rank(request, time_left_s)
+            if self.in_flight >= self.settings.max_in_flight:
+                raise RequestFailed(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"over {self.settings.max_in_flight} Rank requests in flight; "
+                    "retry with backoff",
+                )
+            self.in_flight += 1
+            self.metrics.in_flight.inc()
+            try:
+                response = await self._rank(request, time_left_s)
+            finally:
+                self.in_flight -= 1
+                self.metrics.in_flight.dec()
+            for reason in response.degraded:
+                self.metrics.degraded.labels(reason).inc()
+            return response
+        except RequestFailed as failure:
+            code = failure.code
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
         finally:
-            self.in_flight -= 1
+            self.metrics.requests.labels(code.name).inc()
+            self.metrics.latency.observe(time.perf_counter() - started)
 
     async def _rank(
         self, request: ranker_pb2.RankRequest, time_left_s: float | None

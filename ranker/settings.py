@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -45,6 +45,10 @@ class Settings:
     max_id_chars: int = 256
     max_message_bytes: int = 4 * 1024 * 1024
     max_budget_ms: int = 60_000
+    # Prometheus metrics on this HTTP port; 0 for none.
+    metrics_port: int = 0
+    # Also serve `ranker.bench.Echo/Echo`, a bare echo RPC that bench/load.py compares Rank with.
+    echo_rpc: bool = False
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -53,6 +57,8 @@ class Settings:
                 raise ValueError(f"{field.name} must not be negative, got {value}")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if not 0 <= self.metrics_port < 65536:
+            raise ValueError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
 
     @classmethod
     def load(
@@ -69,8 +75,17 @@ class Settings:
         return cls(**values)
 
 
-def _field_type(field: dataclasses.Field) -> type:
-    return {"str": str, "int": int, "float": float, "Path": Path}[str(field.type)]
+def _parse_bool(raw: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if raw.lower() not in words:
+        raise ValueError(f"{raw!r} is not one of {sorted(words)}")
+    return words[raw.lower()]
+
+
+def _field_type(field: dataclasses.Field) -> Callable[[str], object]:
+    return {"str": str, "int": int, "float": float, "Path": Path, "bool": _parse_bool}[
+        str(field.type)
+    ]
 
 
 def _parse(field: dataclasses.Field, raw: str) -> object:

@@ -25,6 +25,7 @@ class FakeTriton:
         self.down = False
         self.batches: list[int] = []
         self.timeouts: list[float] = []
+        self.cancelled = 0
 
     async def discover(self, timeout_s: float) -> ServedModel:
         if self.down:
@@ -39,7 +40,11 @@ class FakeTriton:
         if self.delay_s > timeout_s:
             await asyncio.sleep(timeout_s)
             raise EncoderTimeout("too slow")
-        await asyncio.sleep(self.delay_s)
+        try:
+            await asyncio.sleep(self.delay_s)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         sums = (input_ids * attention_mask).sum(axis=1, keepdims=True).astype(np.float32)
         return np.repeat(sums, DIM, axis=1)
 
@@ -56,7 +61,7 @@ def repository(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def embedder(triton: FakeTriton, repository: Path):
+def embedder(triton: FakeTriton, repository: Path, poll_s: float = 60.0):
     return TritonTextEmbedder(
         triton,
         EmbeddingCache(1 << 20),
@@ -64,7 +69,7 @@ def embedder(triton: FakeTriton, repository: Path):
         16,
         batch_wait_s=0.005,
         late_grace_s=0.5,
-        poll_s=60.0,
+        poll_s=poll_s,
     )
 
 
@@ -182,3 +187,57 @@ def test_a_new_model_version_starts_a_fresh_cache_namespace(repository):
     result = run(scenario())
     assert result.model_version == "enc:2"
     assert triton.batches[-1] == 1
+
+
+def test_a_rollout_is_followed_within_the_poll_interval_without_a_failure(repository):
+    triton = FakeTriton(version="1")
+    emb = embedder(triton, repository, poll_s=0.05)
+
+    async def scenario():
+        first = await emb.embed(["w1"], Deadline(1.0))
+        triton.model = ServedModel("enc", "2", 8, DIM)
+        await asyncio.sleep(0.06)
+        await emb.embed(["w1"], Deadline(1.0))  # notices the poll is due, asks in the background
+        await asyncio.sleep(0.01)
+        return first, await emb.embed(["w1"], Deadline(1.0))
+
+    first, after = run(scenario())
+    assert (first.model_version, after.model_version) == ("enc:1", "enc:2")
+    assert after.failure is None
+
+
+def test_a_cancelled_request_cancels_the_triton_call_only_it_waits_for(repository):
+    triton = FakeTriton(max_batch_size=2)
+    triton.delay_s = 0.3
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        alone = asyncio.ensure_future(emb.embed(["w1", "w2"], Deadline(1.0)))
+        await asyncio.sleep(0.05)  # its batch is at Triton now
+        alone.cancel()
+        await asyncio.sleep(0.01)
+        cancelled = triton.cancelled
+        return cancelled, await emb.embed(["w1", "w2"], Deadline(1.0))
+
+    cancelled, result = run(scenario())
+    assert cancelled == 1
+    assert not result.missing.any()  # sent again for the new request, not lost
+    assert triton.batches == [2, 2]
+
+
+def test_a_cancelled_request_leaves_shared_texts_to_the_others(repository):
+    triton = FakeTriton(max_batch_size=8)
+    triton.delay_s = 0.05
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        leaving = asyncio.ensure_future(emb.embed(["w1", "w2", "w3"], Deadline(1.0)))
+        staying = asyncio.ensure_future(emb.embed(["w2"], Deadline(1.0)))
+        await asyncio.sleep(0)  # both queued, nothing sent yet
+        leaving.cancel()
+        return await staying
+
+    result = run(scenario())
+    assert not result.missing.any()
+    # Only the text that the staying request shared went out; the others were dropped.
+    assert triton.batches == [1]

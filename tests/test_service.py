@@ -96,6 +96,7 @@ def test_ranks_the_candidate_that_matches_the_history_first():
         ({"candidates": [item("c", "x" * 1001)]}, "candidates[0].text: 1001 characters"),
         ({"user_id": "u" * 257}, "user_id: 257 characters"),
         ({"history": [pb.BehaviorEvent(item=item("h", "t"))]}, "history[0].time: a timestamp"),
+        ({"policy": "nope"}, "policy: unknown policy 'nope'; this server has ['similarity_ucb']"),
     ],
 )
 def test_bad_requests_name_the_field(fields, message):
@@ -180,6 +181,41 @@ def test_over_the_in_flight_limit_is_resource_exhausted():
     svc = service(max_in_flight=1)
     svc.in_flight = 1
     assert failure(svc, request()).code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def metric(svc: RankingService, name: str, labels: dict[str, str] | None = None) -> float:
+    return svc.metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_metrics_count_outcomes_and_degradations():
+    svc = service(FakeEmbedder(unavailable={"baking tin"}))
+    rank(svc, request())
+    failure(svc, request(top_k=500))
+    assert metric(svc, "ranker_rank_requests_total", {"code": "OK"}) == 1
+    assert metric(svc, "ranker_rank_requests_total", {"code": "INVALID_ARGUMENT"}) == 1
+    assert metric(svc, "ranker_rank_degraded_total", {"reason": "encoder_timeout"}) == 1
+    assert metric(svc, "ranker_rank_latency_seconds_count") == 2
+
+
+class HangingEmbedder:
+    async def embed(self, texts, deadline):
+        await asyncio.sleep(3600)
+
+
+def test_a_cancelled_rank_frees_its_slot_and_is_counted():
+    svc = service(HangingEmbedder())
+
+    async def scenario():
+        task = asyncio.ensure_future(svc.rank(request(), time_left_s=None))
+        await asyncio.sleep(0.01)
+        assert svc.in_flight == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert svc.in_flight == 0
+    assert metric(svc, "ranker_rank_requests_total", {"code": "CANCELLED"}) == 1
 
 
 def test_feedback_for_unknown_event_is_not_found():

@@ -21,6 +21,13 @@ def test_bad_env_value_names_the_variable():
         Settings.load([], {"RANKER_MAX_HISTORY": "many"})
 
 
+def test_switches_read_yes_and_no():
+    assert Settings.load(["--echo-rpc", "yes"], {}).echo_rpc is True
+    assert Settings.load([], {"RANKER_ECHO_RPC": "false"}).echo_rpc is False
+    with pytest.raises(ValueError, match="RANKER_ECHO_RPC"):
+        Settings.load([], {"RANKER_ECHO_RPC": "maybe"})
+
+
 def test_negative_limit_is_refused():
     with pytest.raises(ValueError, match="max_candidates"):
         Settings(max_candidates=-1)

@@ -1,0 +1,67 @@
+"""Prometheus metrics of the ranker: what an operator watches and what bench/load.py reads.
+
+Each service gets its own registry, so tests can build several services in one process; the
+cache keeps plain counters that are read at scrape time rather than pushed per lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ranker.cache import EmbeddingCache
+
+# Milliseconds of interest are single digits to the budget's tens: the buckets follow.
+LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0)
+
+
+class _CacheCollector(Collector):
+    def __init__(self, cache: EmbeddingCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        lookups = CounterMetricFamily(
+            "ranker_embedding_cache_lookups", "Embedding cache lookups", labels=["result"]
+        )
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "ranker_embedding_cache_bytes", "Bytes held by the embedding cache", self.cache.bytes
+        )
+
+
+class RankerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ranker_rank_requests",
+            "Rank requests by gRPC status code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.degraded = Counter(
+            "ranker_rank_degraded",
+            "Rank answers that gave something up, by what (see docs/proto.md)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ranker_rank_latency_seconds",
+            "Rank time inside the server, validation to response",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "ranker_rank_in_flight", "Rank requests being served", registry=self.registry
+        )
+
+    def watch(self, cache: EmbeddingCache) -> None:
+        self.registry.register(_CacheCollector(cache))
+
+    def serve(self, port: int) -> None:
+        """Serves /metrics over HTTP from a daemon thread."""
+        start_http_server(port, registry=self.registry)

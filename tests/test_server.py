@@ -1,0 +1,43 @@
+"""The gRPC face on a loopback port: the bench echo RPC is off unless asked for."""
+
+import asyncio
+import urllib.request
+
+import grpc
+import pytest
+
+from launcher.ports import pick_free_port
+from ranker.server import ECHO_METHOD, build_server
+from tests.test_service import service
+
+
+def call_echo(echo_rpc: bool, payload: bytes) -> bytes:
+    async def scenario():
+        svc = service(echo_rpc=echo_rpc, port=pick_free_port(), host="127.0.0.1")
+        bound = await build_server(svc.settings, svc)
+        await bound.server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{bound.port}") as channel:
+                return await channel.unary_unary(ECHO_METHOD)(payload, timeout=5)
+        finally:
+            await bound.server.stop(None)
+
+    return asyncio.run(scenario())
+
+
+def test_echo_answers_the_same_bytes_when_switched_on():
+    assert call_echo(True, b"\x00payload\xff") == b"\x00payload\xff"
+
+
+def test_echo_is_not_served_by_default():
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        call_echo(False, b"x")
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_metrics_are_served_in_prometheus_text():
+    svc = service()
+    port = pick_free_port()
+    svc.metrics.serve(port)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert "ranker_rank_in_flight 0.0" in text
