@@ -7,6 +7,7 @@ two versions never mix in one ranking.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,13 +24,20 @@ class EmbeddingCache:
         return len(self._entries)
 
     def get(self, version: str, text: str) -> np.ndarray | None:
-        vector = self._entries.get((version, text))
-        if vector is None:
-            self.misses += 1
-            return None
-        self._entries.move_to_end((version, text))
-        self.hits += 1
-        return vector
+        return self.get_many(version, (text,))[0]
+
+    def get_many(self, version: str, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """One lookup per text, None where missing: a request's texts in one call."""
+        entries = self._entries
+        found = [entries.get((version, text)) for text in texts]
+        hits = 0
+        for text, vector in zip(texts, found, strict=True):
+            if vector is not None:
+                entries.move_to_end((version, text))
+                hits += 1
+        self.hits += hits
+        self.misses += len(found) - hits
+        return found
 
     def put(self, version: str, text: str, vector: np.ndarray) -> None:
         key = (version, text)

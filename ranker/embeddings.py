@@ -79,12 +79,16 @@ class TritonTextEmbedder:
         if model is None:
             return Embeddings("", vectors, missing, ENCODER_UNAVAILABLE)
         positions: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            cached = self.cache.get(model.label, text)
+        hit_rows, hit_vectors = [], []
+        cached_vectors = self.cache.get_many(model.label, texts)
+        for i, (text, cached) in enumerate(zip(texts, cached_vectors, strict=True)):
             if cached is None:
                 positions.setdefault(text, []).append(i)
             else:
-                vectors[i], missing[i] = cached, False
+                hit_rows.append(i)
+                hit_vectors.append(cached)
+        if hit_rows:
+            vectors[hit_rows], missing[hit_rows] = np.stack(hit_vectors), False
         failure = None
         if positions:
             batcher = self.batcher

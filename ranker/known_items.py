@@ -15,11 +15,14 @@ class KnownItems:
     def __len__(self) -> int:
         return len(self._texts)
 
-    def remember(self, item_id: str, text: str) -> None:
-        self._texts[item_id] = text
-        self._texts.move_to_end(item_id)
-        while len(self._texts) > self.capacity:
-            self._texts.popitem(last=False)
+    def remember(self, texts: dict[str, str]) -> None:
+        """Texts by item id, now the most recent; the least recently given are forgotten."""
+        entries = self._texts
+        for item_id, text in texts.items():
+            entries[item_id] = text
+            entries.move_to_end(item_id)
+        while len(entries) > self.capacity:
+            entries.popitem(last=False)
 
     def text(self, item_id: str) -> str | None:
         return self._texts.get(item_id)
@@ -30,9 +33,10 @@ class KnownItems:
             reader = csv.DictReader(f)
             if not {"item_id", "text"} <= set(reader.fieldnames or ()):
                 raise ValueError(f"{path}: needs the columns item_id and text")
-            count = 0
-            for row in reader:
-                if row["item_id"] and row["text"].strip():
-                    self.remember(row["item_id"], row["text"].strip())
-                    count += 1
-        return count
+            texts = {
+                row["item_id"]: row["text"].strip()
+                for row in reader
+                if row["item_id"] and row["text"].strip()
+            }
+        self.remember(texts)
+        return len(texts)

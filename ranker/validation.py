@@ -52,32 +52,39 @@ def check_rank_request(
             f"budget_ms: {request.budget_ms} is over the limit of {settings.max_budget_ms}"
         )
 
+    # One pass of protobuf reads, then checks over plain lists: field access is what costs.
+    candidates = [(item.item_id, item.text) for item in request.candidates]
+    events = [(event.item.item_id, event.item.text, event.type, event) for event in request.history]
+    history_items = [(item_id, text) for item_id, text, _, _ in events]
+    _check_items("candidates[{}]", candidates, settings)
+    _check_items("history[{}].item", history_items, settings)
+
     # Texts given anywhere in the request resolve id-only items everywhere in it.
-    items = [*request.candidates, *(event.item for event in request.history)]
-    fresh = {item.item_id: item.text.strip() for item in items if item.text.strip()}
-    seen: set[str] = set()
-    candidate_ids, candidate_texts = [], []
-    for i, item in enumerate(request.candidates):
-        text = _item_text(f"candidates[{i}]", item, settings, known, fresh)
-        if item.item_id in seen:
-            raise InvalidRequest(f"candidates[{i}].item_id: duplicate id {item.item_id!r}")
-        seen.add(item.item_id)
-        candidate_ids.append(item.item_id)
-        candidate_texts.append(text)
+    fresh = {
+        item_id: stripped
+        for item_id, text in (*candidates, *history_items)
+        if (stripped := text.strip())
+    }
+    candidate_ids = [item_id for item_id, _ in candidates]
+    if len(set(candidate_ids)) < len(candidate_ids):
+        seen: set[str] = set()
+        for i, item_id in enumerate(candidate_ids):
+            if item_id in seen:
+                raise InvalidRequest(f"candidates[{i}].item_id: duplicate id {item_id!r}")
+            seen.add(item_id)
+    candidate_texts = _resolve_texts("candidates[{}]", candidates, known, fresh)
+    history_texts = _resolve_texts("history[{}].item", history_items, known, fresh)
 
     history = []
-    for i, event in enumerate(request.history):
-        where = f"history[{i}]"
-        text = _item_text(f"{where}.item", event.item, settings, known, fresh)
-        if event.type not in EVENT_WEIGHTS:
-            raise InvalidRequest(f"{where}.type: unknown event type {event.type}")
+    for i, ((item_id, _, kind, event), text) in enumerate(zip(events, history_texts, strict=True)):
+        if kind not in EVENT_WEIGHTS:
+            raise InvalidRequest(f"history[{i}].type: unknown event type {kind}")
         if not event.HasField("time"):
-            raise InvalidRequest(f"{where}.time: a timestamp is required")
+            raise InvalidRequest(f"history[{i}].time: a timestamp is required")
         time_s = event.time.seconds + event.time.nanos / 1e9
-        history.append(HistoryEvent(event.item.item_id, text, event.type, time_s))
+        history.append(HistoryEvent(item_id, text, kind, time_s))
 
-    for item_id, text in fresh.items():
-        known.remember(item_id, text)
+    known.remember(fresh)
     return RankInput(
         user_id=request.user_id,
         history=history,
@@ -101,23 +108,33 @@ def check_feedback_reward(request: ranker_pb2.FeedbackRequest) -> float:
     return 1.0 if positive else 0.0
 
 
-def _item_text(
-    where: str,
-    item: ranker_pb2.Item,
-    settings: Settings,
-    known: KnownItems,
-    fresh: dict[str, str],
-) -> str:
-    if not item.item_id:
-        raise InvalidRequest(f"{where}.item_id: must not be empty")
-    _check_length(f"{where}.item_id", item.item_id, settings.max_id_chars)
-    _check_length(f"{where}.text", item.text, settings.max_text_chars)
-    text = item.text.strip() or fresh.get(item.item_id) or known.text(item.item_id)
-    if text is None:
-        raise InvalidRequest(
-            f"{where}.text: empty, and item {item.item_id!r} has not been seen with a text"
-        )
-    return text
+def _check_items(where: str, items: list[tuple[str, str]], settings: Settings) -> None:
+    """Ids present and within limits; the whole list at once, the culprit only on failure."""
+    ids = [item_id for item_id, _ in items]
+    if not all(ids):
+        raise InvalidRequest(f"{where.format(ids.index(''))}.item_id: must not be empty")
+    for name, values, limit in (
+        ("item_id", ids, settings.max_id_chars),
+        ("text", [text for _, text in items], settings.max_text_chars),
+    ):
+        if max(map(len, values), default=0) > limit:
+            i = next(i for i, value in enumerate(values) if len(value) > limit)
+            _check_length(f"{where.format(i)}.{name}", values[i], limit)
+
+
+def _resolve_texts(
+    where: str, items: list[tuple[str, str]], known: KnownItems, fresh: dict[str, str]
+) -> list[str]:
+    """An item's own text, else one given for its id elsewhere in the request, else a known one."""
+    texts = []
+    for i, (item_id, text) in enumerate(items):
+        resolved = text.strip() or fresh.get(item_id) or known.text(item_id)
+        if resolved is None:
+            raise InvalidRequest(
+                f"{where.format(i)}.text: empty, and item {item_id!r} has not been seen with a text"
+            )
+        texts.append(resolved)
+    return texts
 
 
 def _check_length(where: str, value: str, limit: int) -> None:

@@ -1,0 +1,444 @@
+"""Open-loop gRPC load against the real ranker and the real Triton, in four scenarios.
+
+Requests are built from real product titles (the committed sample of UCI Online Retail II):
+50 history events, 100 candidates, top_k 10, budget 50 ms. Arrivals are Poisson at a fixed
+rate and never wait for answers (open loop), so a slow server meets its full load. Per rate it
+reports p50/p95/p99/max latency as the client sees it, the share past the budget, the share
+degraded, errors by code and the embedding cache hit rate (from the ranker's /metrics).
+
+Scenarios: `warm` (every text cached; a rate sweep that finds the highest rate with p99 under
+10 ms, and closed-loop saturation of Rank against a bare echo RPC on the same server), `cold`
+(every text new), `slow` (Triton's encoder sleeps `--slow-delay-ms` per batch, a config
+parameter) and `killed` (Triton killed mid-run and restarted; recovery is the time from Triton
+being ready again to the last degraded answer).
+
+    python bench/load.py                      # all scenarios, results in bench/results/load.*
+    python bench/load.py --scenarios warm --rates 300,500,700
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from launcher.ports import LOOPBACK, pick_free_port, pick_free_ports  # noqa: E402
+from launcher.ranker_process import RankerProcess  # noqa: E402
+from launcher.triton import TritonServer  # noqa: E402
+from ranker.server import ECHO_METHOD  # noqa: E402
+from ranker.v1 import ranker_pb2 as pb  # noqa: E402
+
+RANK_METHOD = "/ranker.v1.Ranker/Rank"
+ITEMS_CSV = ROOT / "demo" / "data" / "items.csv"
+RESULTS = ROOT / "bench" / "results"
+HISTORY, CANDIDATES, TOP_K, BUDGET_MS = 50, 100, 10, 50
+P99_TARGET_MS = 10.0
+LATE_MS = BUDGET_MS + 5.0
+EVENT_TYPES = (pb.EVENT_TYPE_VIEW, pb.EVENT_TYPE_CLICK, pb.EVENT_TYPE_PURCHASE)
+
+
+@dataclass
+class Sample:
+    scheduled: float
+    latency_ms: float
+    lag_ms: float  # how late the generator sent it: the client's own share of the latency
+    code: str
+    degraded: bool
+
+
+@dataclass
+class Row:
+    scenario: str
+    rate: float
+    sent: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    past_budget: float
+    late_over_budget_plus_5ms: int
+    degraded: float
+    errors: dict[str, int]
+    cache_hit_rate: float
+    generator_lag_p99_ms: float
+    notes: dict[str, float] = field(default_factory=dict)
+
+
+def load_titles(path: Path) -> list[tuple[str, str]]:
+    with path.open(newline="") as handle:
+        return [(row["item_id"], row["text"]) for row in csv.DictReader(handle)]
+
+
+def build_requests(
+    titles: Sequence[tuple[str, str]], count: int, seed: int, fresh: int = 0, tag: str = ""
+) -> list[bytes]:
+    """`fresh` texts per request (history first, then candidates) are new to every cache."""
+    rng = random.Random(seed)
+    now = int(time.time())
+    payloads = []
+    for n in range(count):
+        picked = rng.sample(titles, HISTORY + CANDIDATES)
+        items = []
+        for i, (item_id, text) in enumerate(picked):
+            if i < fresh:
+                item_id, text = f"{item_id}-{tag}{n}", f"{text} {tag}{n}"
+            items.append(pb.Item(item_id=item_id, text=text))
+        history = []
+        for i, item in enumerate(items[:HISTORY]):
+            event = pb.BehaviorEvent(item=item, type=rng.choice(EVENT_TYPES))
+            event.time.seconds = now - 3600 * (HISTORY - i)
+            history.append(event)
+        request = pb.RankRequest(
+            user_id=f"user-{n % 500}",
+            history=history,
+            candidates=items[HISTORY:],
+            top_k=TOP_K,
+            budget_ms=BUDGET_MS,
+        )
+        payloads.append(request.SerializeToString())
+    return payloads
+
+
+async def _call(
+    stub: grpc.aio.UnaryUnaryMultiCallable, payload: bytes, scheduled: float, samples: list
+) -> None:
+    sent = time.perf_counter()
+    try:
+        answer = await stub(payload, timeout=1.0)
+        code, degraded = "OK", bool(pb.RankResponse.FromString(answer).degraded)
+    except grpc.aio.AioRpcError as error:
+        code, degraded = error.code().name, False
+    done = time.perf_counter()
+    samples.append(
+        Sample(scheduled, (done - sent) * 1000.0, (sent - scheduled) * 1000.0, code, degraded)
+    )
+
+
+async def open_loop(
+    address: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
+) -> list[Sample]:
+    """Poisson arrivals at `rate` for `duration_s`; payloads are used round robin."""
+    rng = np.random.default_rng(seed)
+    offsets = np.cumsum(rng.exponential(1.0 / rate, size=int(rate * duration_s * 1.5) + 10))
+    offsets = offsets[offsets < duration_s]
+    samples: list[Sample] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = channel.unary_unary(RANK_METHOD)
+        await stub(payloads[0], timeout=5.0)  # connected before the clock starts
+        start = time.perf_counter()
+        tasks = []
+        for i, offset in enumerate(offsets.tolist()):
+            delay = start + offset - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            payload = payloads[i % len(payloads)]
+            tasks.append(asyncio.ensure_future(_call(stub, payload, start + offset, samples)))
+        await asyncio.gather(*tasks)
+    for sample in samples:
+        sample.scheduled -= start
+    return samples
+
+
+async def saturate(
+    address: str, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
+) -> float:
+    """Closed-loop throughput: `concurrency` callers, each sending as soon as it is answered."""
+    done = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = channel.unary_unary(method)
+        await stub(payloads[0], timeout=5.0)
+        end = time.perf_counter() + duration_s
+
+        async def caller(offset: int) -> None:
+            nonlocal done
+            i = offset
+            while time.perf_counter() < end:
+                await stub(payloads[i % len(payloads)], timeout=5.0)
+                done += 1
+                i += concurrency
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(n) for n in range(concurrency)))
+        return done / (time.perf_counter() - start)
+
+
+def cache_counts(metrics_port: int) -> tuple[float, float]:
+    url = f"http://{LOOPBACK}:{metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    counts = {"hit": 0.0, "miss": 0.0}
+    for family in text_string_to_metric_families(text):
+        if family.name == "ranker_embedding_cache_lookups":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["result"]] = sample.value
+    return counts["hit"], counts["miss"]
+
+
+def summarise(
+    scenario: str,
+    rate: float,
+    samples: list[Sample],
+    cache: tuple[tuple[float, float], tuple[float, float]],
+) -> Row:
+    latencies = np.array([s.latency_ms for s in samples])
+    ok = [s for s in samples if s.code == "OK"]
+    (hits0, misses0), (hits1, misses1) = cache
+    lookups = (hits1 - hits0) + (misses1 - misses0)
+    return Row(
+        scenario=scenario,
+        rate=rate,
+        sent=len(samples),
+        p50_ms=float(np.percentile(latencies, 50)),
+        p95_ms=float(np.percentile(latencies, 95)),
+        p99_ms=float(np.percentile(latencies, 99)),
+        max_ms=float(latencies.max()),
+        past_budget=float((latencies > BUDGET_MS).mean()),
+        late_over_budget_plus_5ms=int((latencies > LATE_MS).sum()),
+        degraded=sum(s.degraded for s in ok) / max(len(ok), 1),
+        errors=dict(Counter(s.code for s in samples if s.code != "OK")),
+        cache_hit_rate=(hits1 - hits0) / lookups if lookups else 0.0,
+        generator_lag_p99_ms=float(np.percentile([s.lag_ms for s in samples], 99)),
+    )
+
+
+class Stack:
+    """Triton and one ranker process on free loopback ports, Triton restartable in place."""
+
+    def __init__(self, repository: Path, ranker_args: Sequence[str]) -> None:
+        grpc_port, http_port, metrics_port = pick_free_ports(3)
+        self.triton = TritonServer(
+            repository, grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port
+        )
+        self.metrics_port = pick_free_port()
+        self.repository = repository
+        self.ranker_args = [
+            "--echo-rpc",
+            "yes",
+            "--metrics-port",
+            str(self.metrics_port),
+            *ranker_args,
+        ]
+        self.ranker: RankerProcess | None = None
+
+    def __enter__(self) -> Stack:
+        self.triton.start()
+        self.ranker = RankerProcess(
+            self.triton.grpc_url, self.repository, extra_args=self.ranker_args
+        ).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ranker is not None:
+            self.ranker.stop()
+        self.triton.stop()
+
+    @property
+    def address(self) -> str:
+        return self.ranker.address
+
+    def run(
+        self, scenario: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
+    ) -> Row:
+        before = cache_counts(self.metrics_port)
+        samples = asyncio.run(open_loop(self.address, payloads, rate, duration_s, seed))
+        return summarise(scenario, rate, samples, (before, cache_counts(self.metrics_port)))
+
+
+def warm_up(address: str, payloads: Sequence[bytes]) -> None:
+    """Each request once, slowly enough for Triton to embed every text into the cache."""
+
+    async def each() -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = channel.unary_unary(RANK_METHOD)
+            for payload in payloads:
+                request = pb.RankRequest.FromString(payload)
+                request.budget_ms = 10_000
+                await stub(request.SerializeToString(), timeout=15.0)
+
+    asyncio.run(each())
+
+
+def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
+    payloads = build_requests(titles, args.requests, seed=1)
+    rows = []
+    with Stack(args.repository, []) as stack:
+        warm_up(stack.address, payloads)
+        for rate in args.rates:
+            rows.append(stack.run("warm", payloads, rate, args.duration, seed=int(rate)))
+            print(format_row(rows[-1]), flush=True)
+        rank_rps = asyncio.run(
+            saturate(stack.address, RANK_METHOD, payloads, args.concurrency, args.duration)
+        )
+        echo_rps = asyncio.run(
+            saturate(stack.address, ECHO_METHOD, payloads, args.concurrency, args.duration)
+        )
+    holding = [row.rate for row in rows if row.p99_ms < P99_TARGET_MS and not row.errors]
+    rows[-1].notes.update(
+        {
+            "rank_saturation_rps": rank_rps,
+            "echo_saturation_rps": echo_rps,
+            "rank_to_echo": rank_rps / echo_rps,
+            "highest_rate_p99_under_10ms": max(holding, default=0.0),
+        }
+    )
+    return rows
+
+
+def scenario_cold(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
+    count = int(args.cold_rate * args.duration) + 10
+    payloads = build_requests(titles, count, seed=2, fresh=HISTORY + CANDIDATES, tag="cold")
+    with Stack(args.repository, []) as stack:
+        warm_up(stack.address, build_requests(titles, 1, seed=9))  # model discovered
+        return [stack.run("cold", payloads, args.cold_rate, args.duration, seed=2)]
+
+
+def scenario_slow(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="load-slow-") as scratch:
+        repository = Path(scratch) / "repository"
+        shutil.copytree(args.repository, repository)
+        config = repository / "bert_encoder" / "config.pbtxt"
+        config.write_text(
+            config.read_text() + f'parameters {{\n  key: "delay_ms"\n  value: {{ string_value: '
+            f'"{args.slow_delay_ms}" }}\n}}\n'
+        )
+        warm = build_requests(titles, args.requests, seed=1)
+        count = int(args.fault_rate * args.duration) + 10
+        payloads = build_requests(titles, count, seed=3, fresh=args.fresh, tag="slow")
+        with Stack(repository, []) as stack:
+            warm_up(stack.address, warm[:20])
+            return [stack.run("slow", payloads, args.fault_rate, args.duration, seed=3)]
+
+
+def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
+    duration = max(args.duration, 15.0)
+    count = int(args.fault_rate * duration) + 10
+    payloads = build_requests(titles, count, seed=4, fresh=args.fresh, tag="kill")
+    with Stack(args.repository, []) as stack:
+        warm_up(stack.address, build_requests(titles, 1, seed=9))
+        events: dict[str, float] = {}
+
+        async def fault() -> None:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(duration * 0.25)
+            events["killed"] = time.perf_counter()
+            await loop.run_in_executor(None, stack.triton.kill)
+            await asyncio.sleep(duration * 0.15)
+            await loop.run_in_executor(None, stack.triton.start)
+            events["ready"] = time.perf_counter()
+
+        async def both() -> list[Sample]:
+            started = time.perf_counter()
+            samples, _ = await asyncio.gather(
+                open_loop(stack.address, payloads, args.fault_rate, duration, seed=4), fault()
+            )
+            events.update({k: v - started for k, v in events.items()})
+            return samples
+
+        before = cache_counts(stack.metrics_port)
+        samples = asyncio.run(both())
+        row = summarise(
+            "killed", args.fault_rate, samples, (before, cache_counts(stack.metrics_port))
+        )
+    degraded_after = [s.scheduled for s in samples if s.degraded and s.scheduled > events["ready"]]
+    row.notes.update(
+        {
+            "killed_at_s": events["killed"],
+            "ready_again_at_s": events["ready"],
+            "recovered_after_ready_s": max(degraded_after, default=events["ready"])
+            - events["ready"],
+        }
+    )
+    return [row]
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace, list[tuple[str, str]]], list[Row]]] = {
+    "warm": scenario_warm,
+    "cold": scenario_cold,
+    "slow": scenario_slow,
+    "killed": scenario_killed,
+}
+
+HEADER = (
+    f"{'scenario':<8}{'rate':>7}{'sent':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"
+    f"{'>budget':>9}{'>b+5ms':>8}{'degraded':>10}{'errors':>9}{'hit rate':>10}{'lag p99':>9}"
+)
+
+
+def format_row(row: Row) -> str:
+    return (
+        f"{row.scenario:<8}{row.rate:>7.0f}{row.sent:>7}{row.p50_ms:>8.2f}{row.p95_ms:>8.2f}"
+        f"{row.p99_ms:>8.2f}{row.max_ms:>8.1f}{row.past_budget:>9.2%}"
+        f"{row.late_over_budget_plus_5ms:>8}{row.degraded:>10.1%}"
+        f"{sum(row.errors.values()):>9}{row.cache_hit_rate:>10.1%}{row.generator_lag_p99_ms:>9.2f}"
+    )
+
+
+def _rates(text: str) -> list[float]:
+    return [float(rate) for rate in text.split(",")]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", default="warm,cold,slow,killed")
+    parser.add_argument("--rates", type=_rates, default=_rates("250,500,750,1000"))
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
+    parser.add_argument("--requests", type=int, default=200, help="distinct warm requests")
+    parser.add_argument("--concurrency", type=int, default=32, help="saturation callers")
+    parser.add_argument("--cold-rate", type=float, default=20.0)
+    parser.add_argument("--fault-rate", type=float, default=200.0)
+    parser.add_argument("--fresh", type=int, default=5, help="new texts per request (faults)")
+    parser.add_argument("--slow-delay-ms", type=int, default=200)
+    parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
+    parser.add_argument("--items", type=Path, default=ITEMS_CSV)
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {sorted(SCENARIOS)}")
+    # The encoder must exist: export it unless the newest version is current.
+    subprocess.run(
+        [sys.executable, "-m", "export", "--skip-if-current", "--repository", str(args.repository)],
+        check=True,
+        cwd=ROOT,
+    )
+    titles = load_titles(args.items)
+    print(HEADER, flush=True)
+    rows: list[Row] = []
+    for name in args.scenarios.split(","):
+        scenario_rows = SCENARIOS[name](args, titles)
+        for row in scenario_rows if name != "warm" else []:
+            print(format_row(row), flush=True)
+        rows.extend(scenario_rows)
+    for row in rows:
+        for key, value in row.notes.items():
+            print(f"{row.scenario}: {key} = {value:.3f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "load.json").write_text(json.dumps([asdict(row) for row in rows], indent=2))
+    with (RESULTS / "load.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER.split())
+        writer.writerows(format_row(row).split() for row in rows)
+    print(f"results: {RESULTS / 'load.json'}, {RESULTS / 'load.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
