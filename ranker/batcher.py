@@ -5,6 +5,10 @@ land in the cache when the call completes, also when every waiter has given up o
 so an embedding that arrives late still serves the next request. A cancelled request is
 different: its caller is gone, so texts that no other request waits for are taken off the
 queue, and a Triton call that nobody waits for any more is cancelled.
+
+At most `max_calls` Triton calls run at once, so an overload (a cold cache, a slow Triton)
+queues here, where a text is dropped once every request that wanted it has run out of budget,
+instead of piling up unbounded work in Triton.
 """
 
 from __future__ import annotations
@@ -23,11 +27,18 @@ Store = Callable[[str, np.ndarray], None]
 
 class EmbeddingBatcher:
     def __init__(
-        self, compute: Compute, store: Store, max_batch: int, max_wait_s: float, grace_s: float
+        self,
+        compute: Compute,
+        store: Store,
+        max_batch: int,
+        max_wait_s: float,
+        grace_s: float,
+        max_calls: int,
     ) -> None:
         self.compute = compute
         self.store = store
         self.max_batch = max_batch
+        self.max_calls = max_calls
         self.max_wait_s = max_wait_s
         self.grace_s = grace_s
         self.calls = 0
@@ -58,10 +69,7 @@ class EmbeddingBatcher:
                 future.add_done_callback(_consume_exception)
                 self._queue.append(text)
             futures[text] = future
-        while len(self._queue) >= self.max_batch:
-            self._dispatch()
-        if self._queue and self._flush is None:
-            self._flush = loop.call_later(self.max_wait_s, self._dispatch_all)
+        self._pump(partial=False)
         return futures
 
     def abandon(self, futures: dict[str, asyncio.Future[np.ndarray]]) -> None:
@@ -90,23 +98,48 @@ class EmbeddingBatcher:
     def _texts_of(self, call: asyncio.Task[None]) -> list[str]:
         return [text for text, running in self._calls.items() if running is call]
 
-    def _dispatch_all(self) -> None:
-        self._flush = None
-        while self._queue:
+    def _pump(self, partial: bool) -> None:
+        """Sends full batches while calls are free, and partial ones once the wait is over."""
+        self._drop_expired()
+        while (
+            self._queue
+            and len(self._tasks) < self.max_calls
+            and (partial or len(self._queue) >= self.max_batch)
+        ):
             self._dispatch()
-
-    def _dispatch(self) -> None:
-        chunk, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
         if not self._queue and self._flush is not None:
             self._flush.cancel()
             self._flush = None
+        elif self._queue and self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self.max_wait_s, self._flushed)
+
+    def _flushed(self) -> None:
+        self._flush = None
+        self._pump(partial=True)
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        expired = [text for text in self._queue if self._wanted_until[text] < now]
+        for text in expired:
+            self._queue.remove(text)
+            del self._wanted_until[text]
+            self._waiters.pop(text, None)
+            self._pending.pop(text).cancel()
+
+    def _dispatch(self) -> None:
+        chunk, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
         self.calls += 1
         until = max(self._wanted_until.pop(text) for text in chunk)
         timeout_s = max(0.0, until - time.monotonic()) + self.grace_s
         task = asyncio.get_running_loop().create_task(self._run(chunk, timeout_s))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._call_done)
         self._calls.update(dict.fromkeys(chunk, task))
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        # What queued behind the busy calls has waited long enough: send it as it is.
+        self._pump(partial=True)
 
     async def _run(self, chunk: list[str], timeout_s: float) -> None:
         try:

@@ -57,6 +57,7 @@ class TritonTextEmbedder:
         batch_wait_s: float,
         late_grace_s: float,
         poll_s: float,
+        max_calls: int,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -65,6 +66,7 @@ class TritonTextEmbedder:
         self.batch_wait_s = batch_wait_s
         self.late_grace_s = late_grace_s
         self.poll_s = poll_s
+        self.max_calls = max_calls
         self.batcher: EmbeddingBatcher | None = None
         self._model: ServedModel | None = None
         self._stale = True
@@ -100,9 +102,12 @@ class TritonTextEmbedder:
                     batcher.abandon(futures)
                     raise
             for text, future in futures.items():
-                if future.done() and future.exception() is None:
+                # Not done, or dropped from an overloaded queue (cancelled): out of time.
+                if not future.done() or future.cancelled():
+                    failure = failure or ENCODER_TIMEOUT
+                elif future.exception() is None:
                     vectors[positions[text]], missing[positions[text]] = future.result(), False
-                elif future.done() and isinstance(future.exception(), EncoderUnavailable):
+                elif isinstance(future.exception(), EncoderUnavailable):
                     failure = ENCODER_UNAVAILABLE
                 else:
                     failure = failure or ENCODER_TIMEOUT
@@ -129,6 +134,7 @@ class TritonTextEmbedder:
                     model.max_batch_size,
                     self.batch_wait_s,
                     self.late_grace_s,
+                    self.max_calls,
                 )
                 self._model = model
             self._stale = False

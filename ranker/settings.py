@@ -29,6 +29,9 @@ class Settings:
     late_grace_ms: float = 500.0
     # How often the ranker asks Triton for the newest ready encoder version (rollouts).
     model_poll_ms: float = 1000.0
+    # Triton calls in flight at once; more texts wait in the ranker's queue, where they are
+    # dropped when every request that wanted them is out of budget.
+    triton_max_calls: int = 4
     max_in_flight: int = 256
     cache_bytes: int = 256 * 1024 * 1024
     known_items: int = 200_000

@@ -61,7 +61,7 @@ def repository(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def embedder(triton: FakeTriton, repository: Path, poll_s: float = 60.0):
+def embedder(triton: FakeTriton, repository: Path, poll_s: float = 60.0, max_calls: int = 4):
     return TritonTextEmbedder(
         triton,
         EmbeddingCache(1 << 20),
@@ -70,6 +70,7 @@ def embedder(triton: FakeTriton, repository: Path, poll_s: float = 60.0):
         batch_wait_s=0.005,
         late_grace_s=0.5,
         poll_s=poll_s,
+        max_calls=max_calls,
     )
 
 
@@ -241,3 +242,25 @@ def test_a_cancelled_request_leaves_shared_texts_to_the_others(repository):
     assert not result.missing.any()
     # Only the text that the staying request shared went out; the others were dropped.
     assert triton.batches == [1]
+
+
+def test_an_overload_queues_in_the_ranker_and_drops_what_nobody_can_use(repository):
+    triton = FakeTriton(max_batch_size=2)
+    triton.delay_s = 0.1
+    emb = embedder(triton, repository, max_calls=1)
+
+    async def scenario():
+        # Three requests, three batches, one call at a time: the second batch waits in the
+        # ranker's queue and the third one's requester runs out of budget before it can go.
+        first = asyncio.ensure_future(emb.embed(["w1", "w2"], Deadline(1.0)))
+        second = asyncio.ensure_future(emb.embed(["w3", "w4"], Deadline(1.0)))
+        third = asyncio.ensure_future(emb.embed(["w5", "w6"], Deadline(0.15)))
+        await asyncio.sleep(0.05)
+        calls_so_far = len(triton.batches)
+        return calls_so_far, await asyncio.gather(first, second, third)
+
+    calls_so_far, (first, second, third) = run(scenario())
+    assert calls_so_far == 1
+    assert not first.missing.any() and not second.missing.any()
+    assert third.missing.all() and third.failure == ENCODER_TIMEOUT
+    assert triton.batches == [2, 2]  # the third batch never reached Triton
