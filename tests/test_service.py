@@ -197,6 +197,23 @@ def test_metrics_count_outcomes_and_degradations():
     assert metric(svc, "ranker_rank_latency_seconds_count") == 2
 
 
+class DeadlineRecorder(FakeEmbedder):
+    async def embed(self, texts, deadline):
+        self.remaining = deadline.remaining()
+        return await super().embed(texts, deadline)
+
+
+@pytest.mark.parametrize(
+    ("budget_ms", "grpc_time_left_s", "bound_s"), [(1000, 0.05, 0.05), (30, 10.0, 0.03)]
+)
+def test_the_budget_is_the_smaller_of_budget_ms_and_the_grpc_deadline(
+    budget_ms, grpc_time_left_s, bound_s
+):
+    embedder = DeadlineRecorder()
+    asyncio.run(service(embedder).rank(request(budget_ms=budget_ms), grpc_time_left_s))
+    assert bound_s * 0.5 < embedder.remaining <= bound_s
+
+
 class HangingEmbedder:
     async def embed(self, texts, deadline):
         await asyncio.sleep(3600)
