@@ -15,7 +15,7 @@ from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.similarity_ucb import SimilarityUCB
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import TritonTextEmbedder
-from ranker.interest import RecencyWeightedInterest
+from ranker.interest import default_interest_model
 from ranker.known_items import KnownItems
 from ranker.metrics import RankerMetrics
 from ranker.server import build_server
@@ -50,7 +50,7 @@ def build_service(
     service = RankingService(
         settings,
         embedder,
-        RecencyWeightedInterest(settings.half_life_hours),
+        default_interest_model(settings),
         policy,
         known_items,
         metrics=metrics,

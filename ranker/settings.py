@@ -38,7 +38,15 @@ class Settings:
     # A CSV of item_id,text loaded at start; empty for none.
     catalogue: str = ""
     issued_events_bytes: int = 256 * 1024 * 1024
+    # Recency half-life of the short-term interest (the default model's); the long-term one
+    # follows the user's slower taste, the repeat one how often they take an item again.
     half_life_hours: float = 72.0
+    long_half_life_hours: float = 2160.0
+    repeat_half_life_hours: float = 2160.0
+    # Relevance bonus for an item the user took before, and the weight of a candidate's
+    # similarity to the user's single history items (repeat frequency in [0, 1] is the unit).
+    repeat_boost: float = 1.0
+    similarity_weight: float = 0.03
     exploration: float = 0.05
     feedback_weight: float = 1.0
     max_history: int = 500

@@ -14,8 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import evaluate
-from next_basket.baselines import BuyAgainScorer, RandomScorer
-from next_basket.blend import interest
+from next_basket.baselines import BuyAgainScorer, InterestModelScorer, RandomScorer
 from next_basket.data import Columns, Transactions, clean
 from next_basket.metrics import Tables, hit_rate, ndcg, recall, recall_capped
 from next_basket.protocol import (
@@ -26,6 +25,7 @@ from next_basket.protocol import (
     sample_negatives,
     score_grid,
 )
+from next_basket.significance import paired_bootstrap
 
 from ranker.interest import HistoryEvent, RecencyWeightedInterest
 from ranker.v1 import ranker_pb2
@@ -187,19 +187,44 @@ def test_new_items_table_drops_repeat_targets_from_targets_and_candidates() -> N
     assert grid.relevant[0, :4].tolist() == [False, True, False, False]
 
 
-def test_blend_interest_is_the_rankers_interest_on_purchases() -> None:
+def test_new_items_without_old_candidates_drops_every_bought_item() -> None:
+    history = History("c", np.array([1, 2]), np.array([0.0, 1.0]), 2.0)
+    episode = Episode(history, np.array([1, 5]), np.array([1, 5, 2, 8]), np.arange(4.0))
+    grid, rows = CandidateGrid.from_episodes([episode]).new_items_only(drop_old_candidates=True)
+    assert rows.tolist() == [0]
+    assert grid.items[0, :4].tolist() == [-1, 5, -1, 8]
+
+
+def test_interest_model_scorer_is_the_rankers_profile_on_purchases_newest_first() -> None:
+    transactions = shop(customers=1, invoices=3, items=10)
     rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(5, 8)).astype(np.float32)
+    vectors = rng.normal(size=(transactions.n_items, 8)).astype(np.float32)
     history = History("c", np.array([0, 3, 4]), np.array([0.0, 50 * 3600.0, 90 * 3600.0]), 1e6)
+    scorer = InterestModelScorer("t", RecencyWeightedInterest(72.0), vectors, transactions)
     events = [
-        HistoryEvent(str(i), "", ranker_pb2.EVENT_TYPE_PURCHASE, t)
-        for i, t in zip(history.items, history.times, strict=True)
+        HistoryEvent(transactions.item_ids[i], "", ranker_pb2.EVENT_TYPE_PURCHASE, t)
+        for i, t in zip(history.items[::-1], history.times[::-1], strict=True)
     ]
-    expected = RecencyWeightedInterest(72.0).interest(events, vectors[history.items])
-    np.testing.assert_allclose(interest(history, vectors, 72.0), expected, atol=1e-6)
+    expected = RecencyWeightedInterest(72.0).interest(events, vectors[history.items[::-1]])
+    np.testing.assert_allclose(scorer.profile(history).vector, expected, atol=1e-6)
+    assert [e.time_s for e in events] == sorted((e.time_s for e in events), reverse=True)
 
 
-def test_cli_writes_both_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paired_bootstrap_separates_a_real_gain_from_none() -> None:
+    rng = np.random.default_rng(1)
+    theirs = rng.random(500)
+    same = paired_bootstrap(theirs, theirs)
+    assert same["low"] == same["high"] == same["difference"] == 0.0
+    assert same["wins"] == same["losses"] == 0
+    better = paired_bootstrap(theirs + 0.05 + rng.normal(0, 0.1, 500), theirs)
+    assert 0.0 < better["low"] < better["difference"] < better["high"]
+    noise = paired_bootstrap(theirs + rng.normal(0, 0.1, 500), theirs)
+    assert noise["low"] < 0.0 < noise["high"]
+
+
+def test_cli_writes_the_tables_and_intervals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     transactions = shop(customers=12, invoices=6, items=40)
     lines = [
         line(invoice, transactions.item_ids[item], int(customer), 1 + int(invoice.split("-")[1]))
@@ -214,9 +239,26 @@ def test_cli_writes_both_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
     monkeypatch.setattr(evaluate, "cached_embeddings", fake_embeddings)
-    argv = ["--data", str(tmp_path / "shop.parquet"), "--negatives", "10", "--out", str(tmp_path)]
+    data = str(tmp_path / "shop.parquet")
+    argv = ["--data", data, "--negatives", "10", "--out", str(tmp_path), "--tune"]
     assert evaluate.main(argv) == 0
     report = json.loads((tmp_path / "next_basket.json").read_text())
     assert report["customers"] == 12
-    assert set(report["results"]["buy_again"]) == {Tables.ALL, Tables.NEW}
+    assert set(report["results"]) >= {"buy_again", "text_interest", evaluate.SERVED, evaluate.TUNED}
+    assert set(report["results"]["buy_again"]) == {Tables.ALL, Tables.NEW, Tables.NEW_ONLY}
+    assert set(report["bootstrap_95"]) == {
+        f"{table}: vs {baseline}" for table, baseline in evaluate.COMPARISONS
+    }
+    assert set(report["validation"]) == set(report["results"])
     assert (tmp_path / "next_basket.csv").read_text().startswith("table,method,recall@10")
+
+
+def test_cli_rejects_a_missing_file_or_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert evaluate.main(["--data", str(tmp_path / "absent.parquet")]) == 2
+    assert "error: cannot read" in capsys.readouterr().err
+    pq.write_table(table([line("1", "A", 7, 1)]), tmp_path / "shop.parquet")
+    argv = ["--data", str(tmp_path / "shop.parquet"), "--customer-col", "Client"]
+    assert evaluate.main(argv) == 2
+    assert "Client" in capsys.readouterr().err

@@ -1,21 +1,39 @@
 import numpy as np
+import pytest
 
-from ranker.interest import HistoryEvent, RecencyWeightedInterest
+from ranker.interest import (
+    EvolvingInterest,
+    EvolvingInterestParams,
+    HistoryEvent,
+    RecencyWeightedInterest,
+    default_interest_model,
+)
+from ranker.interest.similarity import history_items
+from ranker.settings import Settings
 from ranker.v1 import ranker_pb2
 
 DAY = 86400.0
 A = np.array([1.0, 0.0], dtype=np.float32)
 B = np.array([0.0, 1.0], dtype=np.float32)
+NO_CONTENT = np.zeros(2, dtype=np.float32)
+PURCHASE = ranker_pb2.EVENT_TYPE_PURCHASE
+VIEW = ranker_pb2.EVENT_TYPE_VIEW
 
 
-def event(kind: int, time_s: float) -> HistoryEvent:
-    return HistoryEvent("i", "t", kind, time_s)
+def event(kind: int, time_s: float, item_id: str = "i") -> HistoryEvent:
+    return HistoryEvent(item_id, "t", kind, time_s)
+
+
+def history(*taken: tuple[str, float, np.ndarray]) -> tuple[list[HistoryEvent], np.ndarray]:
+    """Purchases of (item id, day, vector), returned newest first as the service passes them."""
+    ordered = sorted(taken, key=lambda t: -t[1])
+    events = [event(PURCHASE, day * DAY, item) for item, day, _ in ordered]
+    return events, np.stack([vector for _, _, vector in ordered])
 
 
 def test_newer_behaviour_dominates():
     model = RecencyWeightedInterest(half_life_hours=24)
-    view = ranker_pb2.EVENT_TYPE_VIEW
-    events = [event(view, 0), event(view, 0), event(view, 3 * DAY)]
+    events = [event(VIEW, 0), event(VIEW, 0), event(VIEW, 3 * DAY)]
     interest = model.interest(events, np.stack([A, A, B]))
     assert interest @ B > interest @ A
     assert np.isclose(np.linalg.norm(interest), 1.0)
@@ -23,18 +41,131 @@ def test_newer_behaviour_dominates():
 
 def test_purchase_outweighs_view_at_the_same_time():
     model = RecencyWeightedInterest(half_life_hours=24)
-    events = [event(ranker_pb2.EVENT_TYPE_VIEW, 0), event(ranker_pb2.EVENT_TYPE_PURCHASE, 0)]
+    events = [event(VIEW, 0), event(PURCHASE, 0)]
     interest = model.interest(events, np.stack([A, B]))
     assert interest @ B > interest @ A
 
 
 def test_half_life_halves_the_weight():
     model = RecencyWeightedInterest(half_life_hours=1)
-    view = ranker_pb2.EVENT_TYPE_VIEW
-    weights = model.weights([event(view, 0), event(view, 3600)])
+    weights = model.weights([event(VIEW, 0), event(VIEW, 3600)])
     np.testing.assert_allclose(weights, [0.5, 1.0])
 
 
 def test_no_history_means_no_interest():
     model = RecencyWeightedInterest(half_life_hours=1)
     assert model.interest([], np.zeros((0, 2), dtype=np.float32)) is None
+
+
+def test_items_taken_more_often_rank_higher():
+    events, vectors = history(
+        ("often", 1, A), ("often", 2, A), ("often", 3, A), ("once", 3, A), ("other", 4, B)
+    )
+    scores = (
+        EvolvingInterest()
+        .profile(events, vectors)
+        .relevance(["never", "once", "often"], np.stack([A, A, A]))
+    )
+    assert scores[2] > scores[1] > scores[0]
+
+
+def test_items_taken_more_recently_rank_higher():
+    events, vectors = history(("old", 1, A), ("old", 2, A), ("new", 60, A), ("new", 61, A))
+    scores = EvolvingInterest().profile(events, vectors).relevance(["old", "new"], np.stack([A, A]))
+    assert scores[1] > scores[0]
+
+
+def test_a_purchase_counts_more_than_a_view_of_the_same_item():
+    events = [event(PURCHASE, DAY, "bought"), event(VIEW, DAY, "viewed")]
+    scores = (
+        EvolvingInterest()
+        .profile(events, np.stack([A, A]))
+        .relevance(["viewed", "bought"], np.stack([A, A]))
+    )
+    assert scores[1] > scores[0] > 0.0
+
+
+def test_repeats_and_new_items_share_one_scale():
+    events, vectors = history(("lamp", 1, A), ("mug", 2, B))
+    scores = (
+        EvolvingInterest()
+        .profile(events, vectors)
+        .relevance(["unrelated", "like a lamp", "lamp"], np.stack([-A, A, A]))
+    )
+    # An item the user took is the strongest signal; among new items the similar one leads.
+    assert scores[2] > scores[1] > scores[0]
+
+
+def test_a_candidate_is_not_similar_to_itself_by_text():
+    events, vectors = history(("lamp", 1, A))
+    parts = EvolvingInterest().profile(events, vectors).parts(["lamp", "new"], np.stack([A, A]))
+    assert parts["similarity"][0] == 0.0
+    assert parts["similarity"][1] == pytest.approx(1.0)
+
+
+def test_candidates_without_content_keep_their_repeat_score():
+    events, vectors = history(("lamp", 1, A), ("lamp", 5, A), ("mug", 6, B))
+    profile = EvolvingInterest().profile(events, vectors)
+    scores = profile.relevance(["lamp", "unknown"], np.stack([NO_CONTENT, NO_CONTENT]))
+    assert scores[0] > 0.0
+    assert scores[1] == 0.0
+
+
+def shifted(days_after_shift: int) -> tuple[list[HistoryEvent], np.ndarray]:
+    """A year of weekly purchases along A, then daily ones along B for a few days."""
+    before = [(f"a{week}", week * 7.0, A) for week in range(52)]
+    after = [(f"b{day}", 365.0 + day, B) for day in range(days_after_shift)]
+    return history(*before, *after)
+
+
+def test_short_term_interest_moves_faster_than_long_term_after_a_shift():
+    profile = EvolvingInterest().profile(*shifted(days_after_shift=5))
+    assert profile.short_term @ B > profile.long_term @ B
+    assert profile.long_term @ A > profile.short_term @ A
+
+
+def test_drift_grows_after_a_shift_and_the_vector_follows_it():
+    model = EvolvingInterest()
+    steady = model.profile(*shifted(days_after_shift=0))
+    moved = model.profile(*shifted(days_after_shift=5))
+    assert steady.drift == pytest.approx(0.0, abs=1e-6)
+    assert moved.drift > 0.2
+    assert moved.vector @ B > steady.vector @ B
+    assert np.isclose(np.linalg.norm(moved.vector), 1.0)
+
+
+def test_no_history_means_no_vector_and_zero_relevance():
+    profile = EvolvingInterest().profile([], np.zeros((0, 2), dtype=np.float32))
+    assert profile.vector is None
+    assert profile.drift == 0.0
+    scores = profile.relevance(["a", "b"], np.stack([A, B]))
+    assert scores.dtype == np.float64
+    np.testing.assert_array_equal(scores, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_relevance_is_float64_per_candidate_for_any_input_size(dtype: type) -> None:
+    events, vectors = history(("lamp", 1, A), ("mug", 2, B))
+    profile = EvolvingInterest().profile(events, vectors.astype(dtype))
+    empty = profile.relevance([], np.zeros((0, 2), dtype=dtype))
+    assert empty.shape == (0,) and empty.dtype == np.float64
+    scores = profile.relevance(["lamp", "x", "y"], np.stack([A, B, NO_CONTENT]).astype(dtype))
+    assert scores.shape == (3,) and scores.dtype == np.float64
+    assert np.isfinite(scores).all()
+
+
+def test_settings_reach_the_served_model():
+    settings = Settings(half_life_hours=10.0, long_half_life_hours=500.0, repeat_boost=2.0)
+    params = default_interest_model(settings).params
+    assert params.short_half_life_hours == 10.0
+    assert params.long_half_life_hours == 500.0
+    assert params.repeat_boost == 2.0
+    assert params.similarity_weight == EvolvingInterestParams().similarity_weight
+
+
+def test_similarity_keeps_the_heaviest_history_items():
+    ids = ["old", "new", "new", "mid"]
+    items = history_items(ids, np.stack([A, B, B, -A]), np.array([0.1, 1.0, 1.0, 0.5]), limit=2)
+    assert set(items.index) == {"new", "mid"}
+    np.testing.assert_allclose(items.weights[items.index["new"]], 2.0)
+    np.testing.assert_array_equal(items.vectors[items.index["mid"]], -A)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ranker.interest import HistoryEvent, InterestModel
+from ranker.interest import HistoryEvent, InterestModel, UserProfile
 from ranker.v1 import ranker_pb2
 
 from .data import Transactions
@@ -111,10 +111,8 @@ class ItemKNNScorer:
 
 
 class InterestModelScorer:
-    """Cosine of each candidate to a ranker `InterestModel`'s interest, the history as purchases.
-
-    This is how the ranker's own interest models plug into the evaluation unchanged.
-    """
+    """A ranker `InterestModel`'s relevance, the history as purchases: the code the ranker serves,
+    so the figures are the served model's."""
 
     def __init__(
         self, name: str, model: InterestModel, vectors: np.ndarray, transactions: Transactions
@@ -125,14 +123,21 @@ class InterestModelScorer:
         self.item_ids = transactions.item_ids
         self.item_texts = transactions.item_texts
 
-    def score(self, history: History, candidates: np.ndarray) -> np.ndarray:
+    def profile(self, history: History) -> UserProfile:
+        """The profile the ranker would build: purchases newest first, as the service sorts."""
+        newest_first = history.items[::-1]
         events = [
             HistoryEvent(
                 self.item_ids[item], self.item_texts[item], ranker_pb2.EVENT_TYPE_PURCHASE, time
             )
-            for item, time in zip(history.items.tolist(), history.times.tolist(), strict=True)
+            for item, time in zip(newest_first.tolist(), history.times[::-1].tolist(), strict=True)
         ]
-        profile = self.model.profile(events, self.vectors[history.items])
-        return profile.relevance(
-            [self.item_ids[item] for item in candidates.tolist()], self.vectors[candidates]
+        return self.model.profile(events, self.vectors[newest_first])
+
+    def candidate_ids(self, candidates: np.ndarray) -> list[str]:
+        return [self.item_ids[item] for item in candidates.tolist()]
+
+    def score(self, history: History, candidates: np.ndarray) -> np.ndarray:
+        return self.profile(history).relevance(
+            self.candidate_ids(candidates), self.vectors[candidates]
         )

@@ -49,24 +49,47 @@ METRICS = {
 }
 
 
-def mean_metrics(scores: np.ndarray, grid: CandidateGrid) -> dict[str, float]:
-    """Each metric averaged over the grid's rows (one row per customer)."""
+def per_customer(scores: np.ndarray, grid: CandidateGrid) -> dict[str, np.ndarray]:
+    """Each metric for each row (one row per customer), for paired comparisons."""
     ranked = ranked_relevance(scores, grid)
-    return {name: float(metric(ranked).mean()) for name, metric in METRICS.items()}
+    return {name: metric(ranked) for name, metric in METRICS.items()}
+
+
+def mean_metrics(scores: np.ndarray, grid: CandidateGrid) -> dict[str, float]:
+    return {name: float(values.mean()) for name, values in per_customer(scores, grid).items()}
 
 
 class Tables:
-    """The two reports of the issue over one set of episodes: all targets, and new items only."""
+    """The reports of the issue over one set of episodes: all targets, and the targets new to
+    each customer, once with the customer's other old items still among the candidates (a model
+    that pushes every old purchase up pays for it) and once without any of them (how well the
+    new items alone are ordered)."""
 
     ALL = "all items"
     NEW = "new items"
+    NEW_ONLY = "new items, no old candidates"
 
     def __init__(self, grid: CandidateGrid) -> None:
-        self.grid = grid
-        self.new_grid, self.new_rows = grid.new_items_only()
+        self.grids = {
+            self.ALL: (grid, np.arange(len(grid.items))),
+            self.NEW: grid.new_items_only(),
+            self.NEW_ONLY: grid.new_items_only(drop_old_candidates=True),
+        }
+
+    @property
+    def grid(self) -> CandidateGrid:
+        return self.grids[self.ALL][0]
+
+    def rows(self, table: str) -> int:
+        return len(self.grids[table][1])
+
+    def per_customer(self, scores: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        return {
+            table: per_customer(scores[rows], grid) for table, (grid, rows) in self.grids.items()
+        }
 
     def metrics(self, scores: np.ndarray) -> dict[str, dict[str, float]]:
         return {
-            self.ALL: mean_metrics(scores, self.grid),
-            self.NEW: mean_metrics(scores[self.new_rows], self.new_grid),
+            table: {name: float(values.mean()) for name, values in metrics.items()}
+            for table, metrics in self.per_customer(scores).items()
         }

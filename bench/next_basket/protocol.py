@@ -132,19 +132,21 @@ class CandidateGrid:
     def valid(self) -> np.ndarray:
         return self.items >= 0
 
-    def new_items_only(self) -> tuple[CandidateGrid, np.ndarray]:
+    def new_items_only(self, drop_old_candidates: bool = False) -> tuple[CandidateGrid, np.ndarray]:
         """Targets the customer bought before leave the targets and the candidates alike (a
         bought item is no negative); rows left without a target go. Returns the kept rows too.
 
-        Bought-before negatives stay: a model that pushes every old purchase up pays for it here.
+        Bought-before negatives stay unless `drop_old_candidates`: a model that pushes every old
+        purchase up pays for it then.
         """
         new_targets = self.relevant & ~self.bought_before
         rows = np.flatnonzero(new_targets.any(axis=1))
-        repeats = (self.relevant & self.bought_before)[rows]
+        dropped = self.bought_before if drop_old_candidates else self.relevant & self.bought_before
+        removed = dropped[rows]
         grid = CandidateGrid(
-            np.where(repeats, -1, self.items[rows]),
+            np.where(removed, -1, self.items[rows]),
             new_targets[rows],
-            self.bought_before[rows] & ~repeats,
+            self.bought_before[rows] & ~removed,
             self.tie_breaks[rows],
         )
         return grid, rows

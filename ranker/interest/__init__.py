@@ -1,0 +1,19 @@
+"""The user's interest, built from their history, and how relevant each candidate is to it."""
+
+from .base import EVENT_WEIGHTS, CosineProfile, HistoryEvent, InterestModel, UserProfile
+from .default import default_interest_model
+from .evolving import EvolvingInterest, EvolvingInterestParams, EvolvingProfile
+from .recency import RecencyWeightedInterest
+
+__all__ = [
+    "EVENT_WEIGHTS",
+    "CosineProfile",
+    "EvolvingInterest",
+    "EvolvingInterestParams",
+    "EvolvingProfile",
+    "HistoryEvent",
+    "InterestModel",
+    "RecencyWeightedInterest",
+    "UserProfile",
+    "default_interest_model",
+]
