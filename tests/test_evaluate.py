@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 import evaluate
 from next_basket.baselines import BuyAgainScorer, InterestModelScorer, RandomScorer
+from next_basket.calibration import logistic_weights
 from next_basket.data import Columns, Transactions, clean
 from next_basket.metrics import Tables, hit_rate, ndcg, recall, recall_capped
 from next_basket.protocol import (
@@ -26,6 +27,7 @@ from next_basket.protocol import (
     score_grid,
 )
 from next_basket.significance import paired_bootstrap
+from next_basket.trade_off import SHIFTS
 
 from ranker.interest import HistoryEvent, RecencyWeightedInterest
 from ranker.v1 import ranker_pb2
@@ -222,6 +224,15 @@ def test_paired_bootstrap_separates_a_real_gain_from_none() -> None:
     assert noise["low"] < 0.0 < noise["high"]
 
 
+def test_logistic_weights_recover_the_model_that_drew_the_labels() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(20_000, 2))
+    drawn = np.array([-1.0, 2.0, -0.5])
+    chance = 1.0 / (1.0 + np.exp(-(drawn[0] + features @ drawn[1:])))
+    labels = (rng.random(len(features)) < chance).astype(np.float64)
+    np.testing.assert_allclose(logistic_weights(features, labels), drawn, atol=0.1)
+
+
 def test_cli_writes_the_tables_and_intervals(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -250,6 +261,10 @@ def test_cli_writes_the_tables_and_intervals(
         f"{table}: vs {baseline}" for table, baseline in evaluate.COMPARISONS
     }
     assert set(report["validation"]) == set(report["results"])
+    assert [row["discovery_shift"] for row in report["two_streams"]] == list(SHIFTS)
+    for row in report["two_streams"]:
+        assert set(row["test"]) == {Tables.ALL, Tables.NEW, Tables.NEW_ONLY}
+        assert row["meets_targets_on_validation"] == (min(row["validation_margins"].values()) > 0)
     assert (tmp_path / "next_basket.csv").read_text().startswith("table,method,recall@10")
 
 

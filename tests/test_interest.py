@@ -9,6 +9,7 @@ from ranker.interest import (
     default_interest_model,
 )
 from ranker.interest.similarity import history_items
+from ranker.interest.streams import StreamWeights, TwoStreamInterest
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2
 
@@ -169,3 +170,74 @@ def test_similarity_keeps_the_heaviest_history_items():
     assert set(items.index) == {"new", "mid"}
     np.testing.assert_allclose(items.weights[items.index["new"]], 2.0)
     np.testing.assert_array_equal(items.vectors[items.index["mid"]], -A)
+
+
+def weekly_buyer() -> tuple[list[HistoryEvent], np.ndarray]:
+    """Twelve weekly baskets: "staple" in every one, "once" only in the first, and a lamp-like
+    taste along A."""
+    staples = [("staple", 7.0 * week, A) for week in range(12)]
+    return history(*staples, ("once", 0.0, B), ("lamp", 77.0, A))
+
+
+def test_two_streams_put_a_strong_repeat_above_a_close_new_item():
+    events, vectors = weekly_buyer()
+    scores = (
+        TwoStreamInterest()
+        .profile(events, vectors)
+        .relevance(["like a lamp", "staple"], np.stack([A, A]))
+    )
+    assert scores[1] > scores[0]
+
+
+def test_two_streams_put_a_close_new_item_above_a_weak_old_one():
+    events, vectors = weekly_buyer()
+    scores = (
+        TwoStreamInterest()
+        .profile(events, vectors)
+        .relevance(["once", "like a lamp", "unrelated"], np.stack([B, A, -A]))
+    )
+    assert scores[1] > scores[0] > scores[2]
+    assert ((scores >= 0.0) & (scores <= 1.0)).all()
+
+
+def test_two_streams_do_not_depend_on_candidate_order():
+    events, vectors = weekly_buyer()
+    profile = TwoStreamInterest().profile(events, vectors)
+    ids = ["once", "like a lamp", "staple", "unrelated"]
+    candidates = np.stack([B, A, A, -A])
+    order = [2, 0, 3, 1]
+    forward = profile.relevance(ids, candidates)
+    shuffled = profile.relevance([ids[i] for i in order], candidates[order])
+    np.testing.assert_allclose(shuffled, forward[order])
+
+
+def test_discovery_shift_lifts_new_items_only():
+    events, vectors = weekly_buyer()
+    ids, candidates = ["staple", "like a lamp"], np.stack([A, A])
+    plain = TwoStreamInterest().profile(events, vectors).relevance(ids, candidates)
+    lifted = (
+        TwoStreamInterest(StreamWeights(discovery_shift=3.0))
+        .profile(events, vectors)
+        .relevance(ids, candidates)
+    )
+    assert lifted[0] == plain[0]
+    assert lifted[1] > plain[1]
+
+
+def test_two_streams_keep_the_evolving_profile():
+    events, vectors = shifted(days_after_shift=5)
+    two = TwoStreamInterest().profile(events, vectors)
+    evolving = EvolvingInterest().profile(events, vectors)
+    np.testing.assert_array_equal(two.vector, evolving.vector)
+    assert two.evolving.drift == evolving.drift
+
+
+def test_the_largest_reward_lift_keeps_a_new_item_below_a_purchased_one():
+    """The documented scale: purchases above 0.97, new items within +-0.03, lifts up to 0.9."""
+    events, vectors = weekly_buyer()
+    scores = (
+        EvolvingInterest()
+        .profile(events, vectors)
+        .relevance(["once", "like a lamp"], np.stack([B, A]))
+    )
+    assert scores[0] - scores[1] > 0.9

@@ -4,6 +4,7 @@ from .base import EVENT_WEIGHTS, CosineProfile, HistoryEvent, InterestModel, Use
 from .default import default_interest_model
 from .evolving import EvolvingInterest, EvolvingInterestParams, EvolvingProfile
 from .recency import RecencyWeightedInterest
+from .streams import StreamWeights, TwoStreamInterest, TwoStreamProfile
 
 __all__ = [
     "EVENT_WEIGHTS",
@@ -14,6 +15,9 @@ __all__ = [
     "HistoryEvent",
     "InterestModel",
     "RecencyWeightedInterest",
+    "StreamWeights",
+    "TwoStreamInterest",
+    "TwoStreamProfile",
     "UserProfile",
     "default_interest_model",
 ]
