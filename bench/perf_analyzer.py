@@ -9,6 +9,13 @@ bench/perf_inputs/ (`--write-text-inputs` rebuilds it from demo/data/items.csv);
 sends them tokenized by the served version's tokenizer.json, written beside the CSVs.
 
     python bench/perf_analyzer.py [--repository model_repository] [--url HOST:PORT]
+
+`--compare fp32 int8` instead exports each variant of the CPU default into a scratch repository,
+measures the in-process ONNX Runtime (and sentence-transformers) figures with bench/encoder.py,
+then sweeps bert_encoder through Triton on each variant, all in this one run, and prints each
+point's ratio to them.
+
+    python bench/perf_analyzer.py --compare fp32 int8 --batch-size 32
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,6 +38,7 @@ from tokenizers import Tokenizer
 from launcher.triton import TritonServer
 
 ROOT = Path(__file__).resolve().parent.parent
+ENCODER_BENCH = ROOT / "bench" / "encoder.py"
 CACHE_DIR = ROOT / ".cache" / "perf_analyzer"
 TEXT_INPUTS = ROOT / "bench" / "perf_inputs" / "text_encoder.json"
 TITLES_CSV = ROOT / "demo" / "data" / "items.csv"
@@ -39,6 +48,11 @@ WHEEL_MEMBER = f"tritonclient-{WHEEL_VERSION}.data/data/bin/perf_analyzer"
 LIBRARY_LINKS = {"libb64.so.0d": "libb64-*.so.0d", "libcudart.so.12": "libcudart-*.so.12*"}
 ENTRIES = 64
 MODELS = ("bert_encoder", "text_encoder")
+# `python -m export` flags of each variant of the CPU default (python-ort) that --compare runs.
+VARIANTS = {"fp32": (), "int8": ("--int8",)}
+# The issue's targets for the CPU default through Triton: against (a) in-process ONNX Runtime
+# of the same model, and against sentence-transformers' `encode`.
+TARGETS = {"onnxruntime": 0.9, "sentence_transformers": 1.7}
 # perf_analyzer's CSV column -> the table's heading; latencies are in microseconds.
 TABLE_COLUMNS = {
     "Concurrency": "concurrency",
@@ -202,6 +216,152 @@ def triton_url(repository: Path, url: str | None) -> Iterator[str]:
         yield server.grpc_url
 
 
+def last_line(stderr: str) -> str:
+    """What a failed command said last, which for our CLIs is its one `error:` line."""
+    lines = stderr.strip().splitlines() or ["(no output)"]
+    return lines[-1].removeprefix("error: ")
+
+
+def export_variant(variant: str, repository: Path) -> None:
+    """The encoder as `python -m export` publishes it, with the variant's flags."""
+    command = [sys.executable, "-m", "export", "--repository", str(repository), *VARIANTS[variant]]
+    print(f"exporting {variant}: {' '.join(command[1:])} ...", flush=True)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"export of {variant} failed: {last_line(result.stderr)}")
+
+
+def in_process_figures(
+    repository: Path, paths: Sequence[str], batch_size: int, seconds: float, out: Path
+) -> dict[str, float]:
+    """Embeddings per second of bench/encoder.py's in-process paths on `repository`."""
+    command = [
+        *(sys.executable, str(ENCODER_BENCH), "--repository", str(repository)),
+        *("--paths", *paths, "--batch", str(batch_size), "--seconds", str(seconds)),
+        *("--out", str(out)),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench/encoder.py failed: {last_line(result.stderr)}")
+    report = json.loads(out.read_text())
+    return {path: report[path]["embeddings_per_s"] for path in paths}
+
+
+def comparison_rows(
+    sweeps: dict[str, list[dict[str, str]]], figures: dict[str, dict[str, float]]
+) -> list[dict[str, object]]:
+    """One row per variant and concurrency: Triton's throughput and its ratios to the in-process
+    figures; `figures` holds each variant's own, the fp32 ones are the common reference."""
+    reference = figures["fp32"]
+    rows = []
+    for variant, sweep in sweeps.items():
+        for point in sorted(sweep, key=lambda row: int(row["Concurrency"])):
+            throughput = float(point["Inferences/Second"])
+            row: dict[str, object] = {
+                "variant": variant,
+                "concurrency": int(point["Concurrency"]),
+                "triton_emb_per_s": throughput,
+                "p50_ms": int(point["p50 latency"]) / 1000,
+            }
+            for path, value in reference.items():
+                row[f"vs_{path}_fp32"] = throughput / value
+            if variant != "fp32" and "onnxruntime" in figures.get(variant, {}):
+                row[f"vs_onnxruntime_{variant}"] = throughput / figures[variant]["onnxruntime"]
+            rows.append(row)
+    return rows
+
+
+def format_comparison(rows: list[dict[str, object]], batch_size: int) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = [f"bert_encoder through Triton (batch {batch_size}) against in-process figures"]
+    lines.append(" ".join(f"{column:>24}" for column in columns))
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "-")
+            cells.append(f"{value:>24.2f}" if isinstance(value, float) else f"{value!s:>24}")
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def target_verdicts(rows: list[dict[str, object]]) -> list[str]:
+    """The issue's targets for the fp32 CPU default, at its best concurrency."""
+    fp32 = [row for row in rows if row["variant"] == "fp32"]
+    if not fp32:
+        return []
+    best = max(fp32, key=lambda row: row["triton_emb_per_s"])
+    lines = []
+    for path, minimum in TARGETS.items():
+        ratio = best.get(f"vs_{path}_fp32")
+        if ratio is not None:
+            verdict = "met" if ratio >= minimum else "MISSED"
+            lines.append(
+                f"target: fp32 through Triton >= {minimum}x {path} (best, concurrency "
+                f"{best['concurrency']}): {ratio:.2f}x, {verdict}"
+            )
+    return lines
+
+
+def write_rows(path: Path, rows: list[dict[str, object]]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def compare(args: argparse.Namespace, binary: Path, env: dict[str, str]) -> int:
+    """Every variant exported, measured in process and swept through Triton in this one run."""
+    batch = args.batch_size
+    with tempfile.TemporaryDirectory(prefix="perf-compare-") as scratch:
+        repositories = {variant: Path(scratch) / variant for variant in args.compare}
+        figures: dict[str, dict[str, float]] = {}
+        for variant, repository in repositories.items():
+            export_variant(variant, repository)
+            paths = (
+                ["onnxruntime", "sentence_transformers"] if variant == "fp32" else ["onnxruntime"]
+            )
+            print(f"in-process {', '.join(paths)} on {variant} ...", flush=True)
+            out = args.out_dir / f"encoder_{variant}_b{batch}.json"
+            figures[variant] = in_process_figures(
+                repository, paths, batch, args.baseline_seconds, out
+            )
+        sweeps = {}
+        for variant, repository in repositories.items():
+            _, tokenizer = served_tokenizer(repository)
+            input_data = args.out_dir / f"perf_inputs_bert_encoder_{variant}_b{batch}.json"
+            data = encoder_input_data(tokenizer, load_titles(), same_length=batch > 1)
+            input_data.write_text(json.dumps(data))
+            csv_path = args.out_dir / f"perf_analyzer_bert_encoder_{variant}_b{batch}.csv"
+            print(
+                f"perf_analyzer on {variant}, concurrency {args.concurrency_range} ...", flush=True
+            )
+            with TritonServer(repository) as server:
+                sweeps[variant] = run_perf_analyzer(
+                    *(binary, env, server.grpc_url, "bert_encoder", input_data, csv_path),
+                    args.concurrency_range,
+                    batch,
+                    measurement=measurement_flags(args),
+                )
+            print(format_table(f"bert_encoder {variant}", sweeps[variant], batch), flush=True)
+    rows = comparison_rows(sweeps, figures)
+    summary = args.out_dir / f"perf_analyzer_compare_b{batch}.csv"
+    write_rows(summary, rows)
+    print()
+    print(format_comparison(rows, batch))
+    for line in target_verdicts(rows):
+        print(line)
+    print(f"written to {summary}")
+    return 0
+
+
+def measurement_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    return (
+        *("--measurement-interval", str(args.measurement_interval)),
+        *("-s", str(args.stability_percentage)),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
@@ -215,7 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--write-text-inputs", action="store_true", help=f"rewrite {TEXT_INPUTS.name} and exit"
     )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        choices=list(VARIANTS),
+        help="export these variants of the CPU default afresh and compare them (needs fp32)",
+    )
+    parser.add_argument(
+        "--baseline-seconds", type=float, default=10.0, help="per in-process path, with --compare"
+    )
     args = parser.parse_args(argv)
+    if args.compare:
+        if "fp32" not in args.compare:
+            parser.error("--compare needs fp32: it is the reference of every ratio")
+        args.compare = list(dict.fromkeys(["fp32", *args.compare]))
 
     if args.write_text_inputs:
         TEXT_INPUTS.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +402,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.compare:
+        try:
+            return compare(args, binary, env)
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     inputs = {"text_encoder": TEXT_INPUTS}
     if "bert_encoder" in args.models:
         version, tokenizer = served_tokenizer(args.repository)
@@ -249,10 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 csv_path,
                 args.concurrency_range,
                 args.batch_size,
-                measurement=(
-                    *("--measurement-interval", str(args.measurement_interval)),
-                    *("-s", str(args.stability_percentage)),
-                ),
+                measurement=measurement_flags(args),
             )
             print(format_table(model, rows, args.batch_size))
             print(f"written to {csv_path}\n", flush=True)

@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 
+import transformers
 from transformers import (
     AutoModel,
     AutoTokenizer,
@@ -23,6 +24,9 @@ class LoadedEncoder:
 
 
 def load_encoder(source: SourceModel) -> LoadedEncoder:
+    # Its own progress bars and warnings would bury the export's log lines.
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     try:
         encoder = AutoModel.from_pretrained(source.path, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)

@@ -1,5 +1,11 @@
-"""The one exception type the CLI turns into a single `error:` line and exit code 2."""
+"""The two failures the CLI reports as one `error:` line: bad input (exit 2) and a step that ran
+and failed (exit 1)."""
 
 
 class ExportInputError(Exception):
-    """Bad input (model dir, repository, flags), as opposed to a bug or a failed parity gate."""
+    """Bad input (model dir, repository, flags, a missing tool), found before any slow work."""
+
+
+class ExportFailure(Exception):
+    """A check or build that ran and failed: parity, the engine build, a Triton that does not
+    serve the version. Nothing is published."""

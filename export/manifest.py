@@ -20,7 +20,10 @@ def build_manifest(
     opset: int,
     tools: dict[str, str],
     parity: dict[str, Any],
+    target_details: dict[str, Any],
 ) -> dict[str, Any]:
+    """target_details: what the target built (the offline-optimised graph and the ONNX Runtime
+    that wrote it, the TensorRT version, GPU and profiles), since those files depend on them."""
     return {
         "source": {
             "model_dir": str(source.path),
@@ -34,6 +37,7 @@ def build_manifest(
         "opset": opset,
         "tools": tools,
         "parity": parity,
+        **target_details,
         "exported_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

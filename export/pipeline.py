@@ -1,8 +1,10 @@
-"""The slow part of an export: load, trace to ONNX, parity gate, publish, config.pbtxt.
+"""The slow part of an export: load, trace to ONNX, build the target, parity gate, publish.
 
-Nothing touches the repository until the parity gate has passed.
+Nothing touches the repository until the parity gate has passed on the files the target will
+serve; the one exception is TensorRT's timing cache, which only speeds up later builds.
 """
 
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,15 +18,12 @@ from export.encoder import load_encoder
 from export.manifest import build_manifest, write_manifest
 from export.model_config import CONFIG_NAME, ServingOptions, render_config
 from export.onnx_graph import EmbeddingGraph, export_onnx
-from export.parity import PROBE_TEXTS, check_parity, shorten
+from export.parity import PROBE_TEXTS, ParityError, reference_embeddings, run_gate
+from export.progress import progress_step
 from export.repository import publish_version, write_atomically
 from export.serving_tokenizer import save_tokenizer, serving_tokenizer
 from export.source import SourceModel
-from export.targets import Target
-
-
-class ParityError(Exception):
-    """The exported graph disagrees with PyTorch; the CLI exits 1 and nothing is published."""
+from export.targets import BuildContext, Target
 
 
 def export_version(
@@ -38,31 +37,44 @@ def export_version(
 ) -> tuple[int, Path]:
     """Returns the published version number and its directory."""
     log(f"loading model from {source.path}...")
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
     loaded = load_encoder(source)
-    tokenizer = serving_tokenizer(loaded.tokenizer, loaded.max_seq_len)
+    full_length = serving_tokenizer(loaded.tokenizer, loaded.max_seq_len)
+    max_seq_len = target.fit_sequence_length(
+        loaded.max_seq_len, shortest=len(full_length.encode("").ids)
+    )
+    tokenizer = serving_tokenizer(loaded.tokenizer, max_seq_len)
     graph = EmbeddingGraph(loaded.encoder)
     with tempfile.TemporaryDirectory(prefix="ranker-export-") as scratch:
         onnx_path = Path(scratch) / "model.onnx"
         log(f"exporting ONNX (opset {opset})...")
-        export_onnx(graph, onnx_path, opset)
-        log(f"checking parity ({len(PROBE_TEXTS)} texts)...")
-        parity = check_parity(graph, tokenizer, onnx_path)
-        for text, cosine in parity.failures.items():
-            log(f"  cosine {cosine:.8f} < {parity.threshold} for {shorten(text)!r}")
-        worst = f"worst cosine {parity.worst_cosine:.8f} for {shorten(parity.worst_text)!r}"
-        if parity.failures:
-            raise ParityError(
-                f"parity failed for {len(parity.failures)} of {len(parity.cosines)} texts "
-                f"({worst}); nothing published"
+        with progress_step("ONNX export"):
+            export_onnx(graph, onnx_path, opset)
+        served_dir = Path(scratch) / "version"
+        served_dir.mkdir()
+        context = BuildContext(
+            max_batch_size=options.max_batch_size,
+            max_seq_len=max_seq_len,
+            repository=model_dir.parent,
+            log=log,
+        )
+        target_details = target.build(onnx_path, served_dir, context)
+        log(f"checking parity ({len(PROBE_TEXTS)} texts, batch 1 and {options.max_batch_size})...")
+        try:
+            parity = run_gate(
+                reference_embeddings(graph, tokenizer),
+                tokenizer,
+                target.embedders(served_dir),
+                precision=target.precision,
+                max_batch_size=options.max_batch_size,
+                log=log,
             )
-        log(f"parity ok: {worst}")
+        except ParityError as exc:
+            raise ParityError(f"{exc}; nothing published") from None
         manifest = build_manifest(
             source=source,
             target=target,
             hidden_size=loaded.hidden_size,
-            max_seq_len=loaded.max_seq_len,
+            max_seq_len=max_seq_len,
             opset=opset,
             tools={
                 "torch": torch.__version__,
@@ -70,15 +82,16 @@ def export_version(
                 "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__,
             },
-            parity=parity.summary(),
+            parity=parity,
+            target_details=target_details,
         )
 
         def write_version(version_dir: Path) -> None:
-            target.write_version_files(onnx_path, version_dir)
-            save_tokenizer(loaded.tokenizer, tokenizer, loaded.max_seq_len, version_dir)
+            shutil.copytree(served_dir, version_dir, dirs_exist_ok=True)
+            save_tokenizer(loaded.tokenizer, tokenizer, max_seq_len, version_dir)
             write_manifest(version_dir, manifest)
 
         published = publish_version(model_dir, write_version)
-    config = render_config(model_dir.name, target, loaded.hidden_size, options)
+    config = render_config(model_dir.name, target, loaded.hidden_size, max_seq_len, options)
     write_atomically(model_dir / CONFIG_NAME, config)
     return published

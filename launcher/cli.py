@@ -33,11 +33,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--metrics-port", type=int, default=8002, help="0 picks a free port")
     parser.add_argument("--address", default="127.0.0.1", help="interface to bind")
-    parser.add_argument("--model-control", choices=MODEL_CONTROL_MODES, default="none")
+    parser.add_argument(
+        "--model-control",
+        choices=MODEL_CONTROL_MODES,
+        default="none",
+        help="explicit lets `python -m export rollout` load and retire versions (default: none)",
+    )
+    parser.add_argument(
+        "--load-model",
+        action="append",
+        metavar="NAME",
+        help="with --model-control explicit: a model to load at start, repeatable "
+        "(default: every model in the repository)",
+    )
     parser.add_argument("--backend-directory", type=Path, default=None)
     parser.add_argument("--log-file", type=Path, default=None)
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     return parser
+
+
+def startup_models(args: argparse.Namespace, passthrough: Sequence[str]) -> list[str]:
+    """tritonserver flags for the models to load at start: in explicit mode it loads none
+    unless told, and a rollout needs the served model loaded before it can move it."""
+    if args.model_control != "explicit" or any(
+        flag.startswith("--load-model") for flag in passthrough
+    ):
+        return []
+    return [f"--load-model={name}" for name in args.load_model or ["*"]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, passthrough = argv[:split], argv[split + 1 :]
     args = build_parser().parse_args(argv)
 
+    if args.load_model and args.model_control != "explicit":
+        print("error: --load-model needs --model-control explicit", file=sys.stderr)
+        return USAGE_ERROR
     if not args.model_repository.is_dir():
         print(f"error: model repository not found: {args.model_repository}", file=sys.stderr)
         return USAGE_ERROR
@@ -71,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend_dir=args.backend_directory,
         model_control=args.model_control,
         log_file=args.log_file,
-        extra_args=passthrough,
+        extra_args=[*startup_models(args, passthrough), *passthrough],
         address=args.address,
     )
     try:

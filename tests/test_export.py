@@ -13,6 +13,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+import transformers
 from google.protobuf import json_format, text_format
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -121,6 +122,7 @@ def test_publishes_version_1_with_the_python_ort_layout(published: Path) -> None
     assert sorted(entry.name for entry in version_dir.iterdir()) == [
         "manifest.json",
         "model.onnx",
+        "model.optimized.onnx",
         "model.py",
         "tokenizer",
     ]
@@ -214,12 +216,32 @@ def test_manifest_records_source_tools_and_parity(published: Path, tiny_model_di
     assert manifest["hidden_size"] == TINY_HIDDEN
     assert manifest["max_seq_len"] == TINY_MAX_POSITIONS
     assert manifest["opset"] == 17
-    assert set(manifest["tools"]) == {"torch", "transformers", "onnx", "onnxruntime"}
-    assert manifest["parity"]["worst_cosine"] >= 0.9999
-    assert manifest["parity"]["worst_text"] in {
+    assert manifest["tools"] == {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+    }
+    parity = manifest["parity"]
+    assert parity["min_cosine"] == 0.9999
+    assert parity["max_batch_size"] == 8
+    assert (
+        min(parity["worst_cosine_batch_1"], parity["worst_cosine_max_batch"])
+        == (parity["worst_cosine"])
+    )
+    assert parity["worst_cosine"] >= 0.9999
+    assert parity["worst_text"] in {
         export.parity.shorten(text) for text in export.parity.PROBE_TEXTS
     }
-    assert manifest["parity"]["texts"] == len(export.parity.PROBE_TEXTS)
+    assert parity["texts"] == len(export.parity.PROBE_TEXTS)
+    # Both graphs the served model may load passed the gate.
+    assert set(parity["files"]) == {"model.onnx", "model.optimized.onnx"}
+    assert manifest["ort_optimized"] == {
+        "file": "model.optimized.onnx",
+        "level": "extended",
+        "execution_provider": "CPUExecutionProvider",
+        "onnxruntime": ort.__version__,
+    }
     assert manifest["exported_at"].endswith("Z")
 
 
@@ -244,6 +266,16 @@ def test_config_pbtxt_is_a_valid_triton_model_config(published: Path) -> None:
     ]
     assert config.version_policy.latest.num_versions == 1
     assert config.parameters["intra_op_threads"].string_value == "1"
+    # Warmup at a typical title length, at batch 1 and the max batch; [PAD] ids are in any vocab.
+    assert [(w.name, w.batch_size) for w in config.model_warmup] == [
+        ("batch 1, 16 tokens", 1),
+        ("batch 8, 16 tokens", 8),
+    ]
+    for warmup in config.model_warmup:
+        assert sorted(warmup.inputs) == sorted(INPUT_NAMES)
+        for tensor in warmup.inputs.values():
+            assert (tensor.data_type, list(tensor.dims)) == (model_config_pb2.TYPE_INT64, [16])
+            assert tensor.zero_data
 
 
 # The Python-backend model, run outside Triton against a fake triton_python_backend_utils.
@@ -286,7 +318,8 @@ class RecordingSession:
 
 
 @pytest.fixture
-def triton_model(published: Path, monkeypatch: pytest.MonkeyPatch):
+def model_module(published: Path, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """The published model.py, imported against a fake triton_python_backend_utils."""
     fake = types.ModuleType("triton_python_backend_utils")
     fake.Tensor = FakeTensor
     fake.TritonError = FakeTritonError
@@ -298,7 +331,12 @@ def triton_model(published: Path, monkeypatch: pytest.MonkeyPatch):
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
 
+
+@pytest.fixture
+def triton_model(published: Path, model_module: types.ModuleType):
+    module = model_module
     # Triton hands the model its config.pbtxt as JSON with proto field names.
     config = text_format.Parse(
         (published / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
@@ -378,6 +416,22 @@ def test_model_answers_a_malformed_request_with_its_own_error(
     np.testing.assert_allclose(embeddings(responses[3]), alone, atol=1e-6)
 
 
+def test_model_loads_the_offline_graph_only_on_the_onnxruntime_that_wrote_it(
+    model_module: types.ModuleType, published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version_dir = published / "1"
+    assert model_module.served_graph(str(version_dir)) == (
+        str(version_dir / "model.optimized.onnx"),
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    )
+
+    monkeypatch.setattr(model_module.ort, "__version__", "0.0.1")
+    assert model_module.served_graph(str(version_dir)) == (
+        str(version_dir / "model.onnx"),
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    )
+
+
 def test_skip_if_current_exports_only_when_the_weights_change(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -443,7 +497,7 @@ def bad_input_cases() -> list:
             id="bad-model-name",
         ),
         pytest.param(lambda tmp, tiny: ["--opset", "99"], id="opset-out-of-range"),
-        pytest.param(lambda tmp, tiny: ["--target", "tensorrt"], id="unknown-target"),
+        pytest.param(lambda tmp, tiny: ["--target", "tflite"], id="unknown-target"),
         pytest.param(lambda tmp, tiny: ["--instances", "0"], id="zero-instances"),
         pytest.param(lambda tmp, tiny: ["--no-such-flag"], id="unknown-flag"),
     ]
@@ -489,12 +543,13 @@ def test_parity_failure_publishes_nothing_and_exits_1(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(export.parity, "MIN_COSINE", 1.5)
+    monkeypatch.setitem(export.parity.MIN_COSINE, "fp32", 1.5)
 
     code, out, err = run_cli(capsys, "--model-dir", tiny_model_dir, "--repository", tmp_path)
 
     assert (code, out) == (1, "")
-    assert err.splitlines()[-1].startswith("error: parity failed for ")
+    assert err.splitlines()[-1].startswith("error: parity failed for 18 of 18 texts in ")
+    assert err.endswith("; nothing published\n")
     assert "cosine " in err and "'REGENCY CAKESTAND 3 TIER'" in err
     assert tree(tmp_path) == []
 

@@ -222,10 +222,10 @@ def read_until(process: subprocess.Popen[bytes], marker: str, timeout: float) ->
     return seen
 
 
-def start_cli(repository: Path) -> tuple[subprocess.Popen[bytes], dict[str, str], int]:
+def start_cli(repository: Path, *flags: str) -> tuple[subprocess.Popen[bytes], dict[str, str], int]:
     """Run `python -m launcher` on free ports; return it, its banner fields and the server pid."""
     command = [sys.executable, "-m", "launcher", "--model-repository", str(repository)]
-    command += ["--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"]
+    command += ["--grpc-port", "0", "--http-port", "0", "--metrics-port", "0", *flags]
     cli = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE)
     try:
         banner = read_until(cli, "tritonserver.log\n", timeout=60)
@@ -248,6 +248,26 @@ def test_cli_serves_until_sigint_then_exits_zero(add_one_repository: Path) -> No
     finally:
         cli.kill()
         cli.wait()
+
+
+def test_cli_in_explicit_mode_loads_every_model_at_start(add_one_repository: Path) -> None:
+    cli, banner, _ = start_cli(add_one_repository, "--model-control", "explicit")
+    try:
+        np.testing.assert_allclose(infer_add_one(banner["grpc"], [1.5]), [2.5])
+        client = grpcclient.InferenceServerClient(banner["grpc"])
+        client.unload_model("add_one")  # refused in mode none: the server really is explicit
+        assert not client.is_model_ready("add_one")
+        client.close()
+    finally:
+        cli.send_signal(signal.SIGINT)
+        cli.wait(timeout=30)
+
+
+def test_cli_load_model_without_explicit_mode_is_a_one_line_error(
+    add_one_repository: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--model-repository", str(add_one_repository), "--load-model", "add_one"]) == 2
+    assert capsys.readouterr().err == "error: --load-model needs --model-control explicit\n"
 
 
 def test_server_does_not_outlive_a_killed_launcher(add_one_repository: Path) -> None:

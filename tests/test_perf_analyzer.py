@@ -107,3 +107,79 @@ def test_short_perf_analyzer_run_on_bert_encoder(triton, model_repository, tmp_p
     assert [int(row["Concurrency"]) for row in rows] == [1]
     assert float(rows[0]["Inferences/Second"]) > 0
     assert int(rows[0]["p99 latency"]) >= int(rows[0]["p50 latency"]) > 0
+
+
+def sweep_point(concurrency: int, throughput: float) -> dict[str, str]:
+    return {
+        "Concurrency": str(concurrency),
+        "Inferences/Second": str(throughput),
+        "p50 latency": "20000",
+    }
+
+
+def test_comparison_rows_relate_every_point_to_the_in_process_figures():
+    sweeps = {
+        "fp32": [sweep_point(2, 270.0), sweep_point(1, 180.0)],
+        "int8": [sweep_point(1, 320.0)],
+    }
+    figures = {
+        "fp32": {"onnxruntime": 300.0, "sentence_transformers": 100.0},
+        "int8": {"onnxruntime": 400.0},
+    }
+    rows = perf.comparison_rows(sweeps, figures)
+    assert [(row["variant"], row["concurrency"]) for row in rows] == [
+        ("fp32", 1),
+        ("fp32", 2),
+        ("int8", 1),
+    ]
+    assert rows[1]["vs_onnxruntime_fp32"] == pytest.approx(0.9)
+    assert rows[1]["vs_sentence_transformers_fp32"] == pytest.approx(2.7)
+    assert rows[2]["vs_onnxruntime_fp32"] == pytest.approx(320 / 300)
+    assert rows[2]["vs_onnxruntime_int8"] == pytest.approx(0.8)
+    assert "vs_onnxruntime_int8" not in rows[0]
+    assert rows[0]["p50_ms"] == 20.0
+
+
+def test_target_verdicts_judge_the_best_fp32_point_only():
+    sweeps = {
+        "fp32": [sweep_point(1, 200.0), sweep_point(2, 280.0)],
+        "int8": [sweep_point(1, 900.0)],
+    }
+    figures = {"fp32": {"onnxruntime": 300.0, "sentence_transformers": 180.0}}
+    verdicts = perf.target_verdicts(perf.comparison_rows(sweeps, figures))
+    assert verdicts == [
+        "target: fp32 through Triton >= 0.9x onnxruntime (best, concurrency 2): 0.93x, met",
+        "target: fp32 through Triton >= 1.7x sentence_transformers (best, concurrency 2): "
+        "1.56x, MISSED",
+    ]
+
+
+def test_format_comparison_shows_a_dash_where_a_ratio_does_not_apply():
+    sweeps = {"fp32": [sweep_point(1, 150.0)], "int8": [sweep_point(1, 240.0)]}
+    figures = {"fp32": {"onnxruntime": 300.0}, "int8": {"onnxruntime": 480.0}}
+    lines = perf.format_comparison(perf.comparison_rows(sweeps, figures), 32).splitlines()
+    assert lines[1].split() == [
+        "variant",
+        "concurrency",
+        "triton_emb_per_s",
+        "p50_ms",
+        "vs_onnxruntime_fp32",
+        "vs_onnxruntime_int8",
+    ]
+    assert lines[2].split() == ["fp32", "1", "150.00", "20.00", "0.50", "-"]
+    assert lines[3].split() == ["int8", "1", "240.00", "20.00", "0.80", "0.50"]
+
+
+def test_compare_without_the_fp32_reference_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        perf.main(["--compare", "int8"])
+    assert exit_info.value.code == 2
+    assert "--compare needs fp32" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant", sorted(perf.VARIANTS))
+def test_every_variant_is_flags_the_export_cli_accepts(variant):
+    from export.cli import build_parser
+
+    args = build_parser().parse_args(list(perf.VARIANTS[variant]))
+    assert args.int8 is (variant == "int8")

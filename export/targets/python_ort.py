@@ -1,26 +1,70 @@
 """python-ort: ONNX Runtime inside Triton's Python backend.
 
 It runs on any tritonserver with the Python backend, including the one bundled with PyTriton,
-which ships no onnxruntime backend.
+which ships no onnxruntime backend. The version dir holds the graph twice: `model.onnx`, portable,
+and `model.optimized.onnx`, optimised here once, which the served model loads instead when its
+ONNX Runtime is the version that wrote it (see `python_ort_model.py`): no optimisation at each
+load, and nothing written into a version dir that may be read-only.
 """
 
 import shutil
 from pathlib import Path
+from typing import Any
 
-from export.model_config import ServingOptions
+import onnxruntime
+
+from export.model_config import Embedder, ServingOptions
+from export.targets import BuildContext
+from export.targets.ort_graph import (
+    OFFLINE_LEVEL,
+    OnnxRuntimeServed,
+    optimize_offline,
+    ort_embedder,
+    quantize_int8,
+)
 
 MODEL_SOURCE = Path(__file__).with_name("python_ort_model.py")
+MODEL_FILE = "model.onnx"
+OPTIMIZED_FILE = "model.optimized.onnx"
 
 
-class PythonOrtTarget:
+class PythonOrtTarget(OnnxRuntimeServed):
     name = "python-ort"
-    precision = "fp32"
     backend_lines = ('backend: "python"',)
     instance_kind = "KIND_CPU"
+    ragged_inputs = True
 
     def parameters(self, options: ServingOptions) -> dict[str, str]:
         return {"intra_op_threads": str(options.threads)}
 
-    def write_version_files(self, onnx_path: Path, version_dir: Path) -> None:
-        shutil.copyfile(onnx_path, version_dir / "model.onnx")
-        shutil.copyfile(MODEL_SOURCE, version_dir / "model.py")
+    def build(self, onnx_path: Path, out_dir: Path, context: BuildContext) -> dict[str, Any]:
+        served = write_ort_model(onnx_path, out_dir / MODEL_FILE, self.precision, context)
+        context.log(f"optimising the graph offline ({OFFLINE_LEVEL}, CPU)...")
+        optimize_offline(served, out_dir / OPTIMIZED_FILE)
+        shutil.copyfile(MODEL_SOURCE, out_dir / "model.py")
+        return {
+            "ort_optimized": {
+                "file": OPTIMIZED_FILE,
+                "level": OFFLINE_LEVEL,
+                "execution_provider": "CPUExecutionProvider",
+                "onnxruntime": onnxruntime.__version__,
+            }
+        }
+
+    def embedders(self, version_dir: Path) -> dict[str, Embedder]:
+        return {
+            OPTIMIZED_FILE: ort_embedder(version_dir / OPTIMIZED_FILE, optimized_offline=True),
+            MODEL_FILE: ort_embedder(version_dir / MODEL_FILE),
+        }
+
+
+def write_ort_model(
+    onnx_path: Path, destination: Path, precision: str, context: BuildContext
+) -> Path:
+    """The plain graph, or its int8 quantisation: the file ONNX Runtime serves."""
+    if precision == "int8":
+        context.log("quantising to int8 (dynamic, per-channel weights)...")
+        quantize_int8(onnx_path, destination)
+    else:
+        shutil.copyfile(onnx_path, destination)
+    return destination

@@ -22,10 +22,11 @@ class TritonPythonModel:
         threads = parameters.get("intra_op_threads", {}).get("string_value") or "0"
         # Fault injection for load tests: a config parameter that slows every batch down.
         self.delay_s = float(parameters.get("delay_ms", {}).get("string_value") or "0") / 1000
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        path, level = served_graph(version_dir)
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = level
         options.intra_op_num_threads = int(threads)
-        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     def execute(self, requests: list) -> list:
@@ -60,6 +61,22 @@ class TritonPythonModel:
             pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT_NAME, part)])
             for part in np.split(embeddings, splits)
         ]
+
+
+def served_graph(version_dir: str) -> tuple[str, "ort.GraphOptimizationLevel"]:
+    """The export optimised the graph once and recorded which ONNX Runtime did it; its fused
+    contrib ops are only safe on that version, so any other runs model.onnx and optimises it at
+    load time (in memory: the version dir may be read-only)."""
+    try:
+        with open(os.path.join(version_dir, "manifest.json"), encoding="utf-8") as file:
+            optimized = json.load(file).get("ort_optimized") or {}
+    except (OSError, ValueError):
+        optimized = {}
+    if optimized.get("onnxruntime") == ort.__version__:
+        path = os.path.join(version_dir, optimized["file"])
+        if os.path.isfile(path):
+            return path, ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return os.path.join(version_dir, "model.onnx"), ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 
 
 def read_inputs(request) -> tuple[np.ndarray, np.ndarray]:
