@@ -49,7 +49,9 @@ LIBRARY_LINKS = {"libb64.so.0d": "libb64-*.so.0d", "libcudart.so.12": "libcudart
 ENTRIES = 64
 MODELS = ("bert_encoder", "text_encoder")
 # `python -m export` flags of each variant of the CPU default (python-ort) that --compare runs.
-VARIANTS = {"fp32": (), "int8": ("--int8",)}
+# all-MiniLM-L6-v2 in int8 reaches a worst probe cosine of about 0.965, under the 0.99 gate: the
+# comparison lowers the gate knowingly, to measure speed; the export itself refuses by default.
+VARIANTS = {"fp32": (), "int8": ("--int8", "--min-cosine", "0.95")}
 # The issue's targets for the CPU default through Triton: against (a) in-process ONNX Runtime
 # of the same model, and against sentence-transformers' `encode`.
 TARGETS = {"onnxruntime": 0.9, "sentence_transformers": 1.7}

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ONNX Runtime targets: dynamic int8 quantisation, per-channel weights",
     )
     parser.add_argument(
+        "--min-cosine",
+        type=_unit_interval,
+        help="replace the precision's parity threshold (fp32 0.9999, fp16 0.999, int8 0.99) "
+        "with this one, knowingly; the manifest records it and --verify-only uses it",
+    )
+    parser.add_argument(
         "--device",
         choices=("cpu", "gpu"),
         help="instance kind (default: python-ort cpu, onnxruntime gpu, or cpu with --int8)",
@@ -171,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         opset=opset,
         options=options,
         log=log,
+        min_cosine=args.min_cosine,
     )
     log(f"done in {time.monotonic() - started:.1f}s")
     print(f"published {args.model_name} version {version} -> {version_dir}")
@@ -208,3 +215,13 @@ def _current_version(model_dir: Path, source: SourceModel, target: Target) -> in
     if version is None or not is_current(read_manifest(model_dir / str(version)), source, target):
         return None
     return version
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
+    return value

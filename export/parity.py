@@ -112,7 +112,7 @@ def check_parity(
     tokenizer: Tokenizer,
     embed: Embedder,
     *,
-    precision: str,
+    threshold: float,
     max_batch_size: int,
 ) -> ParityReport:
     single = np.concatenate(
@@ -129,7 +129,7 @@ def check_parity(
     batched_cos = np.full(count, np.inf)
     np.minimum.at(batched_cos, np.arange(len(batched)) % count, row_cos)
     return ParityReport(
-        threshold=MIN_COSINE[precision],
+        threshold=threshold,
         max_batch_size=max_batch_size,
         single=dict(zip(PROBE_TEXTS, map(float, single_cos), strict=True)),
         batched=dict(zip(PROBE_TEXTS, map(float, batched_cos), strict=True)),
@@ -141,7 +141,7 @@ def run_gate(
     tokenizer: Tokenizer,
     embedders: dict[str, Embedder],
     *,
-    precision: str,
+    threshold: float,
     max_batch_size: int,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def run_gate(
     (the worst one's figures, then each one's)."""
     reports = {
         label: check_parity(
-            reference, tokenizer, embed, precision=precision, max_batch_size=max_batch_size
+            reference, tokenizer, embed, threshold=threshold, max_batch_size=max_batch_size
         )
         for label, embed in embedders.items()
     }

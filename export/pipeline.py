@@ -18,7 +18,13 @@ from export.encoder import load_encoder
 from export.manifest import build_manifest, write_manifest
 from export.model_config import CONFIG_NAME, ServingOptions, render_config
 from export.onnx_graph import EmbeddingGraph, export_onnx
-from export.parity import PROBE_TEXTS, ParityError, reference_embeddings, run_gate
+from export.parity import (
+    MIN_COSINE,
+    PROBE_TEXTS,
+    ParityError,
+    reference_embeddings,
+    run_gate,
+)
 from export.progress import progress_step
 from export.repository import publish_version, write_atomically
 from export.serving_tokenizer import save_tokenizer, serving_tokenizer
@@ -34,8 +40,16 @@ def export_version(
     opset: int,
     options: ServingOptions,
     log: Callable[[str], None],
+    min_cosine: float | None = None,
 ) -> tuple[int, Path]:
-    """Returns the published version number and its directory."""
+    """Returns the published version number and its directory. `min_cosine` replaces the
+    precision's parity threshold (an operator's explicit choice, kept in the manifest)."""
+    threshold = MIN_COSINE[target.precision] if min_cosine is None else min_cosine
+    if threshold < MIN_COSINE[target.precision]:
+        log(
+            f"warning: --min-cosine {threshold} lowers the {target.precision} parity gate from "
+            f"{MIN_COSINE[target.precision]}; the manifest records it"
+        )
     log(f"loading model from {source.path}...")
     loaded = load_encoder(source)
     full_length = serving_tokenizer(loaded.tokenizer, loaded.max_seq_len)
@@ -64,7 +78,7 @@ def export_version(
                 reference_embeddings(graph, tokenizer),
                 tokenizer,
                 target.embedders(served_dir),
-                precision=target.precision,
+                threshold=threshold,
                 max_batch_size=options.max_batch_size,
                 log=log,
             )

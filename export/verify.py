@@ -63,7 +63,8 @@ def verify_version(
         reference_embeddings(graph, tokenizer),
         tokenizer,
         embedders,
-        precision=manifest["precision"],
+        # The gate the version was published under, operator overrides included.
+        threshold=manifest["parity"]["min_cosine"],
         max_batch_size=max_batch_size,
         log=log,
     )

@@ -20,7 +20,7 @@ import export.rollout
 from export.cli import main
 from export.model_config import INPUT_NAMES, ServingOptions, render_config
 from export.onnx_graph import EmbeddingGraph, export_onnx
-from export.parity import PROBE_TEXTS, check_parity, reference_embeddings
+from export.parity import MIN_COSINE, PROBE_TEXTS, check_parity, reference_embeddings
 from export.serving_tokenizer import TOKENIZER_DIR
 from export.targets import TargetSettings, make_target
 from export.targets.mixed_precision import (
@@ -95,7 +95,9 @@ def test_parity_runs_every_probe_at_batch_1_and_in_full_max_size_batches(tiny_di
     embed = PerturbingEmbedder(tokenizer, graph, "cake")
     reference = reference_embeddings(graph, tokenizer)
 
-    report = check_parity(reference, tokenizer, embed, precision="fp16", max_batch_size=5)
+    report = check_parity(
+        reference, tokenizer, embed, threshold=MIN_COSINE["fp16"], max_batch_size=5
+    )
 
     # 18 probes at batch 1, then 4 full batches of 5 (20 rows: every probe at least once).
     assert embed.batch_sizes == [1] * len(PROBE_TEXTS) + [5] * 4
@@ -104,7 +106,9 @@ def test_parity_runs_every_probe_at_batch_1_and_in_full_max_size_batches(tiny_di
     assert report.failures == {}  # "cake" is not a probe: nothing spoiled yet
 
     embed = PerturbingEmbedder(tokenizer, graph, PROBE_TEXTS[1])
-    report = check_parity(reference, tokenizer, embed, precision="fp32", max_batch_size=5)
+    report = check_parity(
+        reference, tokenizer, embed, threshold=MIN_COSINE["fp32"], max_batch_size=5
+    )
     assert report.single[PROBE_TEXTS[1]] == pytest.approx(1.0, abs=1e-6)
     assert report.batched[PROBE_TEXTS[1]] == pytest.approx(-1.0, abs=1e-6)
     assert list(report.failures) == [PROBE_TEXTS[1]]
@@ -246,6 +250,30 @@ def test_int8_quantises_every_matmul_weight_per_channel_and_passes_the_int8_gate
     assert manifest["parity"]["worst_cosine"] >= 0.99
 
 
+def test_min_cosine_replaces_the_gate_and_verify_only_keeps_to_it(
+    tmp_path: Path, tiny_dir: Path, capsys
+) -> None:
+    args = ("--model-dir", tiny_dir, "--repository", tmp_path, "--max-batch-size", "4", "--int8")
+    code, _, err = run_cli(capsys, *args, "--min-cosine", "1.0")
+    assert code == 1 and "nothing published" in err
+    assert not (tmp_path / "bert_encoder" / "1").exists()
+
+    code, _, err = run_cli(capsys, *args, "--min-cosine", "0.5")
+    assert code == 0
+    assert "lowers the int8 parity gate from 0.99" in err
+    manifest = json.loads((tmp_path / "bert_encoder" / "1" / "manifest.json").read_text())
+    assert manifest["parity"]["min_cosine"] == 0.5
+    assert (
+        run_cli(capsys, "--repository", tmp_path, "--model-dir", tiny_dir, "--verify-only")[0] == 0
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "high"])
+def test_min_cosine_must_be_in_the_unit_interval(capsys, value: str) -> None:
+    code, _, err = run_cli(capsys, "--min-cosine", value)
+    assert code == 2 and "--min-cosine" in err
+
+
 # Config and version policy
 
 
@@ -358,7 +386,11 @@ def test_mixed_precision_graph_meets_fp16_parity_on_onnxruntime_cpu(mixed) -> No
     reference = reference_embeddings(graph, tokenizer)
 
     report = check_parity(
-        reference, tokenizer, ort_embedder(fp16_path), precision="fp16", max_batch_size=8
+        reference,
+        tokenizer,
+        ort_embedder(fp16_path),
+        threshold=MIN_COSINE["fp16"],
+        max_batch_size=8,
     )
 
     assert report.failures == {}, report.describe_worst()
