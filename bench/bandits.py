@@ -1,10 +1,11 @@
 """Scoring and slate selection per policy: 1,000 candidates, d=384 embeddings, one core.
 
-Each timed call is one `policy.rank` on warm state (half the candidates with shows and rewards,
-the contextual models trained on earlier slates), so it includes the stats lookup, scoring,
-slate choice, propensities and recording the shows. BLAS is held to one thread and the process
-to one CPU. Prints p50/p99 per policy of CPU time per call (the cost on one core), and the
-wall-clock p99, and writes bench/results/bandits.json.
+Every policy of the registry (ranker/bandits/registry.py) with its default parameters, the EXP3
+ensemble and the traffic split included. Each timed call is one `policy.rank` on warm state
+(half the candidates with shows and rewards, the contextual models trained on earlier slates),
+so it includes the stats lookup, scoring, slate choice, propensities and recording the shows.
+BLAS is held to one thread and the process to one CPU. Prints p50/p99 per policy of CPU time per
+call (the cost on one core), and the wall-clock p99, and writes bench/results/bandits.json.
 
     python bench/bandits.py [--calls 3000] [--candidates 1000] [--dim 384] [--top-k 10]
 """
@@ -26,44 +27,23 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ranker.bandits.base import Policy, RankContext, ShownItem, cosine_context  # noqa: E402
-from ranker.bandits.ensemble import Exp3Ensemble, TrafficSplit  # noqa: E402
-from ranker.bandits.epsilon_greedy import EpsilonGreedy  # noqa: E402
-from ranker.bandits.item_stats import InMemoryItemStats  # noqa: E402
-from ranker.bandits.linear_thompson import LinearThompson  # noqa: E402
-from ranker.bandits.linucb import LinUCB  # noqa: E402
-from ranker.bandits.similarity_ucb import SimilarityUCB  # noqa: E402
-from ranker.bandits.sliding_window_stats import SlidingWindowItemStats  # noqa: E402
-from ranker.bandits.softmax import Softmax  # noqa: E402
-from ranker.bandits.thompson import BetaThompson  # noqa: E402
-from ranker.bandits.ucb1 import UCB1  # noqa: E402
+from ranker.bandits.registry import (  # noqa: E402
+    ENSEMBLE,
+    SPLIT,
+    PolicySpec,
+    build_policy,
+    member_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPACITY = 100_000
+SPLIT_SHARES = "ucb1:1,thompson:1,linucb:1"
 
 
 def policies() -> dict[str, Callable[[], Policy]]:
-    def members() -> dict[str, Policy]:
-        return {
-            "ucb1": UCB1(InMemoryItemStats(CAPACITY), 0.1, 1.0),
-            "thompson": BetaThompson(InMemoryItemStats(CAPACITY), seed=1),
-            "linucb": LinUCB(seed=2),
-        }
-
+    """Every policy the registry serves, as the registry builds it, and the meta-policies."""
     return {
-        "similarity_ucb": lambda: SimilarityUCB(InMemoryItemStats(CAPACITY), 0.1, 1.0),
-        "ucb1": lambda: UCB1(InMemoryItemStats(CAPACITY), 0.1, 1.0),
-        "epsilon_greedy": lambda: EpsilonGreedy(InMemoryItemStats(CAPACITY), 0.1, 0.01, seed=0),
-        "thompson": lambda: BetaThompson(InMemoryItemStats(CAPACITY), seed=0),
-        "softmax": lambda: Softmax(InMemoryItemStats(CAPACITY), seed=0),
-        "ucb1_discounted": lambda: UCB1(InMemoryItemStats(CAPACITY, discount=0.99), 0.1, 1.0),
-        "thompson_sliding_window": lambda: BetaThompson(SlidingWindowItemStats(500), seed=0),
-        "linucb_k32": lambda: LinUCB(feature_dim=32, seed=0),
-        "linucb_k64": lambda: LinUCB(feature_dim=64, seed=0),
-        "linear_thompson_k32": lambda: LinearThompson(feature_dim=32, seed=0),
-        "exp3_ensemble": lambda: Exp3Ensemble(members(), seed=0),
-        "traffic_split": lambda: TrafficSplit(
-            members(), {"ucb1": 1.0, "thompson": 1.0, "linucb": 1.0}
-        ),
+        name: (lambda name=name: build_policy(PolicySpec(policy=name, ab_split=SPLIT_SHARES)))
+        for name in [*member_names(), ENSEMBLE, SPLIT]
     }
 
 

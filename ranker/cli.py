@@ -11,8 +11,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from ranker.bandits.item_stats import InMemoryItemStats
-from ranker.bandits.similarity_ucb import SimilarityUCB
+from ranker.bandits.registry import build_policy, pinnable_names, spec_from
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import TritonTextEmbedder
 from ranker.interest import default_interest_model
@@ -44,15 +43,14 @@ def build_service(
         settings.model_poll_ms / 1000.0,
         settings.triton_max_calls,
     )
-    policy = SimilarityUCB(
-        InMemoryItemStats(settings.known_items), settings.exploration, settings.feedback_weight
-    )
+    policy = build_policy(spec_from(settings))
     service = RankingService(
         settings,
         embedder,
         default_interest_model(settings),
         policy,
         known_items,
+        pinnable=pinnable_names(policy),
         metrics=metrics,
     )
     return service, client
@@ -87,6 +85,7 @@ async def serve(settings: Settings, known_items: KnownItems) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.load(argv)
+        build_policy(spec_from(settings))  # a bad policy setting stops here, not in the loop
         known_items = KnownItems(settings.known_items)
         if settings.catalogue:
             loaded = known_items.load_csv(Path(settings.catalogue))

@@ -22,6 +22,8 @@ class IssuedEvent:
     # One row per shown item, in slate order.
     vectors: np.ndarray
     interest: np.ndarray | None
+    # The request pinned the policy (`Slate.pinned`): a meta-policy did not draw it.
+    pinned: bool = False
     # The reward already credited per item, so repeated feedback never counts twice.
     rewarded: dict[str, float] = field(default_factory=dict)
 

@@ -160,6 +160,7 @@ class RankingService:
                 item_ids=shown,
                 vectors=context.vectors[slate.indices],
                 interest=profile.vector,
+                pinned=slate.pinned,
             )
         )
         stages.mark("policy")
@@ -203,7 +204,11 @@ class RankingService:
         if reward > credited:
             position = event.item_ids.index(request.item_id)
             shown = ShownItem(
-                request.item_id, event.vectors[position], event.interest, event.policy
+                request.item_id,
+                event.vectors[position],
+                event.interest,
+                event.policy,
+                event.pinned,
             )
             self.policy.update(shown, reward - credited)
             event.rewarded[request.item_id] = reward

@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ranker.bandits.registry import PolicySpec
+from ranker.interest import EvolvingInterestParams
+
 ENV_PREFIX = "RANKER_"
+# Defaults of the served interest model and policy live with them; the settings expose them.
+_INTEREST = EvolvingInterestParams()
+_POLICY = PolicySpec()
 
 
 @dataclass(frozen=True)
@@ -40,15 +46,31 @@ class Settings:
     issued_events_bytes: int = 256 * 1024 * 1024
     # Recency half-life of the short-term interest (the default model's); the long-term one
     # follows the user's slower taste, the repeat one how often they take an item again.
-    half_life_hours: float = 72.0
-    long_half_life_hours: float = 2160.0
-    repeat_half_life_hours: float = 2160.0
+    half_life_hours: float = _INTEREST.short_half_life_hours
+    long_half_life_hours: float = _INTEREST.long_half_life_hours
+    repeat_half_life_hours: float = _INTEREST.repeat_half_life_hours
     # Relevance bonus for an item the user took before, and the weight of a candidate's
     # similarity to the user's single history items (repeat frequency in [0, 1] is the unit).
-    repeat_boost: float = 1.0
-    similarity_weight: float = 0.03
-    exploration: float = 0.05
-    feedback_weight: float = 1.0
+    repeat_boost: float = _INTEREST.repeat_boost
+    similarity_weight: float = _INTEREST.similarity_weight
+    # The served policy and its parameters: see ranker/bandits/registry.py for each one's
+    # meaning; the defaults are PolicySpec's, tuned on the online replay (bench/replay.py).
+    policy: str = _POLICY.policy
+    ensemble_members: str = _POLICY.ensemble_members
+    ab_split: str = _POLICY.ab_split
+    split_salt: str = _POLICY.split_salt
+    seed: int = _POLICY.seed
+    feedback_weight: float = _POLICY.feedback_weight
+    exploration: float = _POLICY.exploration
+    epsilon: float = _POLICY.epsilon
+    epsilon_decay: float = _POLICY.epsilon_decay
+    temperature: float = _POLICY.temperature
+    thompson_scale: float = _POLICY.thompson_scale
+    ensemble_exploration: float = _POLICY.ensemble_exploration
+    max_slate_reward: float = _POLICY.max_slate_reward
+    discount: float = _POLICY.discount
+    window: int = _POLICY.window
+    ridge: float = _POLICY.ridge
     max_history: int = 500
     max_candidates: int = 1000
     max_top_k: int = 100

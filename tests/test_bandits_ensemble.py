@@ -42,7 +42,9 @@ class FixedPick:
 
 def shown(slate: Slate) -> ShownItem:
     index = int(slate.indices[0])
-    return ShownItem(CONTEXT.item_ids[index], CONTEXT.vectors[index], None, slate.policy)
+    return ShownItem(
+        CONTEXT.item_ids[index], CONTEXT.vectors[index], CONTEXT.interest, slate.policy
+    )
 
 
 def test_exp3_shifts_weight_to_the_member_that_earns_more():
@@ -71,7 +73,8 @@ def test_exp3_names_the_member_and_folds_its_draw_into_propensities():
 def test_exp3_is_deterministic_given_its_seed_and_its_members():
     def run(seed: int) -> list[tuple[str, list[int]]]:
         members = {
-            f"eps{e}": EpsilonGreedy(InMemoryItemStats(10), epsilon=e, seed=seed) for e in (0, 0.5)
+            f"eps{e}": EpsilonGreedy(InMemoryItemStats(10), epsilon=e, seed=seed, name=f"eps{e}")
+            for e in (0, 0.5)
         }
         ensemble, out = Exp3Ensemble(members, seed=seed), []
         for _ in range(20):
@@ -84,10 +87,42 @@ def test_exp3_is_deterministic_given_its_seed_and_its_members():
     assert run(4) != run(5)
 
 
-def test_feedback_for_a_member_no_longer_there_is_ignored():
+def test_feedback_for_a_policy_that_is_no_member_is_refused():
     ensemble = Exp3Ensemble({"x": FixedPick("x", 0)})
-    ensemble.update(ShownItem("a", CONTEXT.vectors[0], None, "gone"), 1.0)
+    with pytest.raises(ValueError, match="'gone'"):
+        ensemble.update(ShownItem("a", CONTEXT.vectors[0], None, "gone"), 1.0)
     assert ensemble.probabilities() == {"x": 1.0}
+
+
+def test_members_must_carry_the_names_they_are_listed_under():
+    with pytest.raises(ValueError, match="one name"):
+        Exp3Ensemble({"y": FixedPick("x", 0)})
+
+
+def pinned_context(name: str) -> RankContext:
+    return cosine_context("u", CONTEXT.item_ids, CONTEXT.vectors, CONTEXT.interest, pinned=name)
+
+
+def test_a_pinned_member_ranks_with_its_own_propensities_and_leaves_exp3_weights_alone():
+    members = {"x": FixedPick("x", 0, 0.5), "y": FixedPick("y", 1, 0.5)}
+    ensemble = Exp3Ensemble(members, exploration=0.2, seed=0)
+    for _ in range(20):
+        slate = ensemble.rank(pinned_context("y"), top_k=1)
+        assert (slate.policy, slate.pinned, slate.propensities.tolist()) == ("y", True, [0.5])
+        ensemble.update(ShownItem("b", CONTEXT.vectors[1], None, "y", pinned=True), 1.0)
+    assert ensemble.probabilities() == {"x": 0.5, "y": 0.5}
+    assert len(members["y"].rewards) == 20
+    unpinned = ensemble.rank(pinned_context("exp3_ensemble"), top_k=1)
+    assert not unpinned.pinned
+    assert unpinned.propensities.tolist() == [0.25]
+
+
+def test_pinning_overrides_the_split_and_an_unknown_pin_is_refused():
+    split = TrafficSplit({"a": FixedPick("a", 0), "b": FixedPick("b", 1)}, {"a": 1.0, "b": 0.0})
+    slate = split.rank(pinned_context("b"), top_k=1)
+    assert (slate.policy, slate.pinned, slate.indices.tolist()) == ("b", True, [1])
+    with pytest.raises(ValueError, match="unknown policy 'c'"):
+        split.rank(pinned_context("c"), top_k=1)
 
 
 def test_traffic_split_is_stable_per_user_and_matches_the_shares():

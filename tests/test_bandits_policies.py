@@ -238,7 +238,8 @@ def test_forgetting_stats_recover_faster_when_the_best_item_changes(make_stats):
 
 
 def _shown_features(policy: LinUCB, context: RankContext, indices) -> np.ndarray:
-    return policy.model.features(context.vectors[indices], context.interest).astype(np.float64)
+    model = policy.models.model(context.vectors.shape[1])
+    return model.features(context.vectors[indices], context.interest).astype(np.float64)
 
 
 def test_linucb_keeps_a_inverse_equal_to_the_inverse_of_a():
@@ -250,8 +251,9 @@ def test_linucb_keeps_a_inverse_equal_to_the_inverse_of_a():
         features = _shown_features(policy, context, slate.indices)
         a += features.T @ features
         policy.update(shown_item(context, int(slate.indices[round_ % 4]), slate.policy), 1.0)
-    np.testing.assert_allclose(policy.model.a_inv, np.linalg.inv(a), atol=1e-9)
-    assert policy.model.a_inv.shape == (32, 32)
+    a_inv = policy.models.model(64).a_inv
+    np.testing.assert_allclose(a_inv, np.linalg.inv(a), atol=1e-9)
+    assert a_inv.shape == (32, 32)
 
 
 def test_contextual_policies_generalise_to_an_unseen_item_like_a_rewarded_one():
@@ -270,11 +272,37 @@ def test_contextual_policies_generalise_to_an_unseen_item_like_a_rewarded_one():
     assert 30 in policy.rank(twin, top_k=3).indices.tolist()
 
 
-def test_embeddings_of_another_size_are_refused():
-    policy = LinUCB()
-    policy.rank(make_context(dim=16), top_k=2)
-    with pytest.raises(ValueError, match="dimensions"):
-        policy.rank(make_context(dim=8), top_k=2)
+@pytest.mark.parametrize("name", ["linucb", "linear_thompson"])
+def test_a_new_embedding_size_gets_its_own_model_and_the_old_one_is_kept(name):
+    policy, old = EXPLORING[name](0), make_context(dim=16)
+    for _ in range(5):
+        slate = policy.rank(old, top_k=2)
+        policy.update(shown_item(old, int(slate.indices[0]), slate.policy), 1.0)
+    learned = policy.models.model(16).theta.copy()
+    new = make_context(dim=8)
+    slate = policy.rank(new, top_k=2)
+    policy.update(shown_item(new, int(slate.indices[0]), slate.policy), 1.0)
+    assert policy.models.sizes() == [16, 8]
+    np.testing.assert_array_equal(policy.models.model(16).theta, learned)
+    assert np.any(policy.models.model(8).theta)
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear_thompson"])
+def test_zero_vectors_without_an_encoder_rank_by_relevance_and_teach_nothing(name):
+    """What the ranker sends while no encoder is known: size-1 zero vectors, no interest."""
+    policy, context = EXPLORING[name](0), make_context(dim=16)
+    slate = policy.rank(context, top_k=2)
+    policy.update(shown_item(context, int(slate.indices[0]), slate.policy), 1.0)
+    learned = policy.models.model(16).theta.copy()
+    relevance = np.array([0.0, 0.3, 0.1, 0.0, 0.2, 0.0])
+    blind = RankContext("u", context.item_ids, np.zeros((ITEMS, 1), np.float32), None, relevance)
+    for _ in range(3):
+        slate = policy.rank(blind, top_k=3)
+        assert slate.indices.tolist() == [1, 4, 2]
+        assert slate.propensities.tolist() == [1.0, 1.0, 1.0]
+        policy.update(shown_item(blind, 1, slate.policy), 1.0)
+    assert policy.models.sizes() == [16]
+    np.testing.assert_array_equal(policy.models.model(16).theta, learned)
 
 
 @pytest.mark.parametrize("name", EXPLORING)
@@ -294,6 +322,6 @@ def test_concurrent_requests_keep_state_consistent(name):
     if hasattr(policy, "stats"):
         assert policy.stats.total_shows == 4 * 40 * 5
     else:
-        a_inv = policy.model.a_inv
+        a_inv = policy.models.model(64).a_inv
         np.testing.assert_allclose(a_inv, a_inv.T)
         assert np.all(np.linalg.eigvalsh(a_inv) > 0)

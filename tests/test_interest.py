@@ -241,3 +241,16 @@ def test_the_largest_reward_lift_keeps_a_new_item_below_a_purchased_one():
         .relevance(["once", "like a lamp"], np.stack([B, A]))
     )
     assert scores[0] - scores[1] > 0.9
+
+
+def test_new_clicks_outrank_older_purchases_among_new_items():
+    """The product's promise: hours after the user turned to B, new B items come first, even
+    though their older A purchases weigh more by event type and match A items more closely."""
+    close_to_a = np.array([0.95, 0.31], dtype=np.float32)
+    close_to_b = np.array([0.40, 0.92], dtype=np.float32)
+    clicks = [HistoryEvent(f"b{n}", "t", ranker_pb2.EVENT_TYPE_CLICK, 10 * DAY) for n in range(4)]
+    purchases = [HistoryEvent(f"a{n}", "t", PURCHASE, 0.0) for n in range(4)]
+    vectors = np.stack([B] * 4 + [A] * 4)
+    profile = default_interest_model(Settings()).profile(clicks + purchases, vectors)
+    relevance = profile.relevance(["new-a", "new-b"], np.stack([close_to_a, close_to_b]))
+    assert relevance[1] > relevance[0]

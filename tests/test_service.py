@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from ranker.bandits.item_stats import InMemoryItemStats
+from ranker.bandits.registry import build_policy, pinnable_names, spec_from
 from ranker.bandits.similarity_ucb import SimilarityUCB
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, Embeddings
-from ranker.interest import RecencyWeightedInterest
+from ranker.interest import RecencyWeightedInterest, default_interest_model
 from ranker.service import RankingService, RequestFailed
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2 as pb
@@ -299,3 +300,31 @@ def test_issued_events_are_bounded_in_bytes():
     ]
     assert events.bytes <= 3000
     assert events.get(ids[0]) is None and events.get(ids[-1]) is not None
+
+
+def served_default_service() -> RankingService:
+    settings = Settings()
+    policy = build_policy(spec_from(settings))
+    return RankingService(
+        settings,
+        FakeEmbedder(),
+        default_interest_model(settings),
+        policy,
+        pinnable=pinnable_names(policy),
+    )
+
+
+@pytest.mark.parametrize("member", Settings().ensemble_members.split(","))
+def test_a_request_pins_an_ensemble_member_and_its_feedback_reaches_it(member):
+    svc = served_default_service()
+    response = rank(svc, request(policy=member))
+    assert response.policy == member
+    svc.feedback(pb.FeedbackRequest(event_id=response.event_id, item_id="c1", reward=1.0))
+    assert svc.issued.get(response.event_id).pinned
+
+
+def test_unpinned_requests_name_the_member_the_ensemble_drew():
+    svc = served_default_service()
+    drawn = {rank(svc, request(user_id=f"u{n}")).policy for n in range(40)}
+    assert drawn <= set(Settings().ensemble_members.split(","))
+    assert len(drawn) > 1

@@ -8,7 +8,7 @@ the item was ranked with, so contextual policies learn from what they actually s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,6 +66,8 @@ class Slate:
     explored: np.ndarray
     # The policy that chose the slate: an ensemble names the member it routed to.
     policy: str
+    # True when the request pinned the policy, so no meta-policy drew it (see `ShownItem`).
+    pinned: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class ShownItem:
     interest: np.ndarray | None
     # `Slate.policy` of the slate that showed the item.
     member: str
+    # `Slate.pinned` of that slate: the member still learns, a meta-policy's weights do not,
+    # because its importance weights hold only for slates it drew itself.
+    pinned: bool = False
 
 
 class Policy(Protocol):
@@ -91,6 +96,17 @@ class Policy(Protocol):
     def update(self, shown: ShownItem, reward: float) -> None:
         """Learns from a reward in [0, 1] for an item shown in an earlier slate."""
         ...
+
+
+def check_update(shown: ShownItem, reward: float, members: Collection[str]) -> None:
+    """Rejects feedback that no slate of this policy can have earned: an item shown by a policy
+    that is not among `members`, or a reward outside [0, 1] (NaN included)."""
+    if shown.member not in members:
+        raise ValueError(
+            f"feedback for an item shown by {shown.member!r}, not by {sorted(members)}"
+        )
+    if not 0.0 <= reward <= 1.0:
+        raise ValueError(f"reward must be in [0, 1], got {reward}")
 
 
 def content_and_feedback(

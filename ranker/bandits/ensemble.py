@@ -3,82 +3,169 @@ fixed traffic split for A/B tests.
 
 Either way the slate is produced by one member, and `Slate.policy` carries that member's name
 so the reward for an item can be routed back (`ShownItem.member`) to the member that showed it.
-Only that member ranks and learns from the request. Members may share one item-stats store,
-then count-based members learn from each other's traffic. Ensembles do not nest.
+Only that member ranks and learns from the request. Members may share state (one item-stats
+store, one linear model), then each learns from the others' traffic too; the meta-policy calls
+its members one at a time, so shared state stays consistent. Shared state that only some
+members feed (the contextual members' linear model) can be an `Observer` of the ensemble: it is
+then taught by every slate, so the members that use it learn even while EXP3 starves them, and
+EXP3 compares members that know the same. Ensembles do not nest.
+
+A request may pin a member (`RankContext.pinned`): that member ranks whatever the weights or
+the split say, the slate is marked `pinned`, and its propensities are the member's own, because
+the meta-policy's choice was forced (probability 1). Feedback on a pinned slate still teaches
+the member, but not EXP3's weights: their importance weights hold only for slates EXP3 drew.
+Pinning the meta-policy's own name lets it choose as usual.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
-from ranker.bandits.base import Policy, RankContext, ShownItem, Slate
+from ranker.bandits.base import Policy, RankContext, ShownItem, Slate, check_update
 
 
-def _update_member(members: Mapping[str, Policy], shown: ShownItem, reward: float) -> None:
-    # Feedback for a member removed since its slate was issued has nobody left to teach.
-    member = members.get(shown.member)
-    if member is not None:
-        member.update(shown, reward)
+class SlateObserver(Protocol):
+    """Learned state that members share, taught by every slate the ensemble shows."""
+
+    def observe_shown(self, context: RankContext, slate: Slate) -> None: ...
+
+    def observe_reward(self, shown: ShownItem, reward: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Observer:
+    state: SlateObserver
+    # Members whose own slates and rewards already teach the state: it is not taught twice.
+    fed_by: frozenset[str]
+
+
+class Members:
+    """Named member policies, called one at a time (they may share state), routing feedback to
+    the member that showed the item."""
+
+    def __init__(self, members: Mapping[str, Policy], observers: Sequence[Observer] = ()) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        for key, member in members.items():
+            if key != member.name:
+                raise ValueError(f"member {key!r} is a policy named {member.name!r}; use one name")
+        self.policies = dict(members)
+        self.names = list(members)
+        self.observers = tuple(observers)
+        self._lock = threading.Lock()
+
+    def rank(self, name: str, context: RankContext, top_k: int) -> Slate:
+        with self._lock:
+            slate = replace(self.policies[name].rank(context, top_k), policy=name)
+            for observer in self.observers:
+                if name not in observer.fed_by:
+                    observer.state.observe_shown(context, slate)
+            return slate
+
+    def pinned_slate(self, own_name: str, context: RankContext, top_k: int) -> Slate | None:
+        """The pinned member's slate, or None when nothing but the meta-policy is pinned."""
+        if not context.pinned or context.pinned == own_name:
+            return None
+        if context.pinned not in self.policies:
+            raise ValueError(f"unknown policy {context.pinned!r}; members are {self.names}")
+        return replace(self.rank(context.pinned, context, top_k), pinned=True)
+
+    def update(self, shown: ShownItem, reward: float) -> None:
+        check_update(shown, reward, self.policies)
+        with self._lock:
+            self.policies[shown.member].update(shown, reward)
+            for observer in self.observers:
+                if shown.member not in observer.fed_by:
+                    observer.state.observe_reward(shown, reward)
+
+
+# EXP3 keeps separate weights per segment: members that need an interest (contextual ones) can
+# win for users with history while count-based ones win for users without.
+WITH_INTEREST = "with_interest"
+WITHOUT_INTEREST = "without_interest"
+
+
+def segment_of(interest: np.ndarray | None) -> str:
+    return WITHOUT_INTEREST if interest is None else WITH_INTEREST
 
 
 class Exp3Ensemble:
     """EXP3 over members: adversarial-bandit weights, because members' rewards shift as they learn.
 
-    A member is drawn with p = (1 - exploration) * softmax(log weights) + exploration / M, and a
-    reward r for one of its items raises its log weight by exploration * (r / p) / M, the
-    importance-weighted reward (p is the member's probability at update time, close to that at
-    ranking time since weights move slowly). Slate propensities are the member's times p: the
-    probability that this member was drawn and placed the item there, a lower bound of the
+    Per segment (`segment_of` the user's interest), a member is drawn with p = (1 - exploration)
+    * softmax(log weights) + exploration / M, and a reward r for one of its items raises its log
+    weight by exploration * (r / max_slate_reward / p) / M, the importance-weighted reward (p is
+    the member's probability at update time, close to that at ranking time since weights move
+    slowly). EXP3's step assumes a round earns at most 1, hence the division by the most a slate
+    can earn (its size when each item can earn 1). Slate propensities are the member's times p:
+    the probability that this member was drawn and placed the item there, a lower bound of the
     marginal, which would also count other members placing the same item in the same slot.
     """
 
     name = "exp3_ensemble"
 
     def __init__(
-        self, members: Mapping[str, Policy], exploration: float = 0.1, seed: int = 0
+        self,
+        members: Mapping[str, Policy],
+        exploration: float = 0.1,
+        seed: int = 0,
+        max_slate_reward: float = 1.0,
+        observers: Sequence[Observer] = (),
     ) -> None:
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
+        """`observers`: state shared by some members that learns from every slate, so that a
+        member the weights starve still learns (e.g. the contextual members' linear model)."""
         if not 0.0 < exploration <= 1.0:
             raise ValueError(f"exploration must be in (0, 1], got {exploration}")
-        self.members = dict(members)
+        if max_slate_reward <= 0.0:
+            raise ValueError(f"max_slate_reward must be positive, got {max_slate_reward}")
+        self._members = Members(members, observers)
+        self.members = self._members.policies
         self.exploration = exploration
-        self._names = list(self.members)
-        self._log_weights = np.zeros(len(self._names))
+        self.max_slate_reward = max_slate_reward
+        self._names = self._members.names
+        self._log_weights = {
+            segment: np.zeros(len(self._names)) for segment in (WITH_INTEREST, WITHOUT_INTEREST)
+        }
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
-    def probabilities(self) -> dict[str, float]:
+    def probabilities(self, segment: str = WITH_INTEREST) -> dict[str, float]:
         with self._lock:
-            return dict(zip(self._names, self._probabilities().tolist(), strict=True))
+            return dict(zip(self._names, self._probabilities(segment).tolist(), strict=True))
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
+        pinned = self._members.pinned_slate(self.name, context, top_k)
+        if pinned is not None:
+            return pinned
         with self._lock:
-            probabilities = self._probabilities()
+            probabilities = self._probabilities(segment_of(context.interest))
             chosen = int(
                 np.searchsorted(np.cumsum(probabilities), self._rng.random() * probabilities.sum())
             )
             chosen = min(chosen, len(self._names) - 1)
-        name = self._names[chosen]
-        slate = self.members[name].rank(context, top_k)
-        return replace(slate, propensities=slate.propensities * probabilities[chosen], policy=name)
+        slate = self._members.rank(self._names[chosen], context, top_k)
+        return replace(slate, propensities=slate.propensities * probabilities[chosen])
 
     def update(self, shown: ShownItem, reward: float) -> None:
-        _update_member(self.members, shown, reward)
-        if shown.member not in self.members:
+        self._members.update(shown, reward)
+        if shown.pinned:
             return
+        segment = segment_of(shown.interest)
         with self._lock:
             chosen = self._names.index(shown.member)
-            probability = self._probabilities()[chosen]
-            self._log_weights[chosen] += self.exploration * reward / probability / len(self._names)
+            probability = self._probabilities(segment)[chosen]
+            step = self.exploration * reward / self.max_slate_reward / probability
+            self._log_weights[segment][chosen] += step / len(self._names)
 
-    def _probabilities(self) -> np.ndarray:
-        weights = np.exp(self._log_weights - self._log_weights.max())
+    def _probabilities(self, segment: str) -> np.ndarray:
+        log_weights = self._log_weights[segment]
+        weights = np.exp(log_weights - log_weights.max())
         return (1.0 - self.exploration) * weights / weights.sum() + self.exploration / len(weights)
 
 
@@ -95,13 +182,14 @@ class TrafficSplit:
     def __init__(
         self, members: Mapping[str, Policy], shares: Mapping[str, float], salt: str = ""
     ) -> None:
+        self._members = Members(members)
+        self.members = self._members.policies
         if set(shares) != set(members):
             raise ValueError("shares must name exactly the members")
         if any(share < 0 for share in shares.values()) or sum(shares.values()) <= 0:
             raise ValueError("shares must be non-negative and not all zero")
-        self.members = dict(members)
         self.salt = salt
-        self._names = list(self.members)
+        self._names = self._members.names
         share_array = np.array([shares[name] for name in self._names], dtype=np.float64)
         self._bucket_ends = np.cumsum(share_array) / share_array.sum()
 
@@ -112,8 +200,10 @@ class TrafficSplit:
         return self._names[min(position, len(self._names) - 1)]
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
-        name = self.member_for(context.user_id)
-        return replace(self.members[name].rank(context, top_k), policy=name)
+        pinned = self._members.pinned_slate(self.name, context, top_k)
+        if pinned is not None:
+            return pinned
+        return self._members.rank(self.member_for(context.user_id), context, top_k)
 
     def update(self, shown: ShownItem, reward: float) -> None:
-        _update_member(self.members, shown, reward)
+        self._members.update(shown, reward)

@@ -20,6 +20,7 @@ from ranker.bandits.base import (
     RankContext,
     ShownItem,
     Slate,
+    check_update,
     content_and_feedback,
     explored_mask,
 )
@@ -36,7 +37,10 @@ class EpsilonGreedy:
         decay: float = 0.0,
         feedback_weight: float = 1.0,
         seed: int = 0,
+        name: str = "",
     ) -> None:
+        """`name`: "" keeps the class's name; the registry names variants."""
+        self.name = name or self.name
         self.stats = stats
         self.epsilon = epsilon
         self.decay = decay
@@ -64,6 +68,7 @@ class EpsilonGreedy:
             )
 
     def update(self, shown: ShownItem, reward: float) -> None:
+        check_update(shown, reward, (self.name,))
         with self._lock:
             self.stats.record_reward(shown.item_id, reward)
 

@@ -20,36 +20,54 @@ A^-1 is kept directly: shows update it by Woodbury (Sherman-Morrison for a singl
 O(k^2 m + m^3) for a slate of m, rewards update b and theta = A^-1 b in O(k^2). Shows are
 recorded when the slate is ranked and rewards when they arrive, so shown items that earn
 nothing count as zero-reward observations without any feedback call.
+
+Embedding sizes: a model is built for one size. `RidgePerDimension` keeps one per size seen, so
+a new encoder version with another size starts a fresh model instead of failing, and a rollback
+finds its old model again; the ranker's zero vectors of size 1 (no encoder known yet) carry no
+interest and never reach a model. Contexts a model cannot use are ranked by relevance alone.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 
-from ranker.bandits.base import PRIOR_RATE
+from ranker.bandits.base import (
+    PRIOR_RATE,
+    RankContext,
+    ShownItem,
+    Slate,
+    content_and_feedback,
+    slate_from_scores,
+)
+from ranker.bandits.item_stats import ItemStatsStore
+
+# Embedding sizes whose models are kept: the serving one and a few to roll back to.
+KEPT_SIZES = 4
 
 
 class ProjectedRidge:
-    def __init__(self, feature_dim: int, ridge: float, seed: int) -> None:
-        self.feature_dim = feature_dim
-        self.ridge = ridge
-        self._seed = seed
-        self._projection: np.ndarray | None = None
-        self.a_inv = np.zeros((0, 0))
-        self.b = np.zeros(0)
-        self.theta = np.zeros(0)
+    def __init__(self, dim: int, feature_dim: int, ridge: float, seed: int) -> None:
+        self.dim = dim
+        k = min(feature_dim, dim)
+        if dim <= feature_dim:
+            projection = np.eye(dim)
+        else:
+            rng = np.random.default_rng(seed)
+            projection = rng.normal(0.0, 1.0 / math.sqrt(k), size=(dim, k))
+        self._projection = (math.sqrt(dim) * projection).astype(np.float32)
+        self.a_inv = np.eye(k) / ridge
+        self.b = np.zeros(k)
+        self.theta = np.zeros(k)
 
-    def features(self, vectors: np.ndarray, interest: np.ndarray | None) -> np.ndarray:
-        """One float32 feature row per item; all zeros without an interest, which teaches nothing.
+    def features(self, vectors: np.ndarray, interest: np.ndarray) -> np.ndarray:
+        """One float32 feature row per item.
 
         Scoring stays in float32, which halves its cost; the model's own state is float64.
         """
-        projection = self._projection_for(vectors.shape[1])
-        if interest is None:
-            return np.zeros((len(vectors), projection.shape[1]), dtype=np.float32)
-        user_projection = interest.astype(np.float32)[:, None] * projection
+        user_projection = interest.astype(np.float32)[:, None] * self._projection
         return vectors.astype(np.float32, copy=False) @ user_projection
 
     def mean(self, features: np.ndarray) -> np.ndarray:
@@ -63,7 +81,8 @@ class ProjectedRidge:
     def record_shown(self, features: np.ndarray) -> None:
         """Observes each shown row as earning nothing yet: adds x x^T to A and -prior * x to b.
 
-        A^-1 is updated by Woodbury; a later reward for the row adds reward * x to b.
+        A^-1 is updated by Woodbury; a later reward for the row adds reward * x to b. Zero rows
+        (items without content) teach nothing and are skipped.
         """
         shown = features[np.any(features != 0.0, axis=1)].astype(np.float64)
         if not len(shown):
@@ -79,21 +98,85 @@ class ProjectedRidge:
         self.b += reward * features.astype(np.float64)
         self.theta = self.a_inv @ self.b
 
-    def _projection_for(self, dim: int) -> np.ndarray:
-        if self._projection is None:
-            k = min(self.feature_dim, dim)
-            if dim <= self.feature_dim:
-                projection = np.eye(dim)
-            else:
-                rng = np.random.default_rng(self._seed)
-                projection = rng.normal(0.0, 1.0 / math.sqrt(k), size=(dim, k))
-            self._projection = (math.sqrt(dim) * projection).astype(np.float32)
-            self.a_inv = np.eye(k) / self.ridge
-            self.b = np.zeros(k)
-            self.theta = np.zeros(k)
-        elif self._projection.shape[0] != dim:
-            raise ValueError(
-                f"embeddings have {dim} dimensions, the model was built for "
-                f"{self._projection.shape[0]}"
-            )
-        return self._projection
+
+class RidgePerDimension:
+    """One `ProjectedRidge` per embedding size, the most recently used `KEPT_SIZES` of them."""
+
+    def __init__(self, feature_dim: int, ridge: float, seed: int) -> None:
+        self.feature_dim = feature_dim
+        self.ridge = ridge
+        self.seed = seed
+        self._models: OrderedDict[int, ProjectedRidge] = OrderedDict()
+
+    def for_context(
+        self, vectors: np.ndarray, interest: np.ndarray | None
+    ) -> ProjectedRidge | None:
+        """The model for these embeddings, or None when they carry no usable interest: none at
+        all, or one whose size differs from the items' (then no feature can be formed)."""
+        if interest is None or vectors.ndim != 2 or len(interest) != vectors.shape[1]:
+            return None
+        if not np.any(interest):
+            return None
+        return self.model(vectors.shape[1])
+
+    def record_reward(self, vector: np.ndarray, interest: np.ndarray | None, reward: float) -> None:
+        """Credits a reward to the model of the size the item was ranked at, if it had one."""
+        model = self.for_context(vector[None, :], interest)
+        if model is not None:
+            model.record_reward(model.features(vector[None, :], interest)[0], reward)
+
+    def model(self, dim: int) -> ProjectedRidge:
+        model = self._models.get(dim)
+        if model is None:
+            model = self._models[dim] = ProjectedRidge(dim, self.feature_dim, self.ridge, self.seed)
+            if len(self._models) > KEPT_SIZES:
+                self._models.popitem(last=False)
+        self._models.move_to_end(dim)
+        return model
+
+    def sizes(self) -> list[int]:
+        return list(self._models)
+
+
+class ContextualFeedback:
+    """What a contextual policy learns from: its linear models and, optionally, item statistics,
+    either of which an ensemble may share between members.
+
+    The statistics rank only contexts the linear model cannot use (a user without history, no
+    encoder): where the model applies it already learns what the counts say, and adding both
+    counts the same reward twice (it ranked worse on the replay, bench/replay.py).
+    """
+
+    def __init__(self, models: RidgePerDimension, stats: ItemStatsStore | None) -> None:
+        self.models = models
+        self.stats = stats
+
+    def fallback_slate(
+        self, context: RankContext, top_k: int, feedback_weight: float, policy: str
+    ) -> Slate:
+        """The deterministic slate for a context no linear model can use."""
+        scores = context.relevance
+        if self.stats is not None:
+            scores = content_and_feedback(context, self.stats, feedback_weight)[0]
+        slate = slate_from_scores(scores, scores, top_k, policy)
+        self.record_shows(context, slate.indices)
+        return slate
+
+    def record_shows(self, context: RankContext, indices: np.ndarray) -> None:
+        if self.stats is not None:
+            self.stats.record_shows([context.item_ids[i] for i in indices])
+
+    def observe_shown(self, context: RankContext, slate: Slate) -> None:
+        """Learns from a slate another policy ranked, as if this policy had shown it."""
+        model = self.models.for_context(context.vectors, context.interest)
+        if model is not None:
+            model.record_shown(model.features(context.vectors[slate.indices], context.interest))
+        self.record_shows(context, slate.indices)
+
+    def observe_reward(self, shown: ShownItem, reward: float) -> None:
+        self.record_reward(shown, reward)
+
+    def record_reward(self, shown: ShownItem, reward: float) -> None:
+        self.models.record_reward(shown.vector, shown.interest, reward)
+        if self.stats is not None:
+            self.stats.record_reward(shown.item_id, reward)

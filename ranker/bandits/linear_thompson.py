@@ -6,6 +6,8 @@ feedback_weight * x^T theta~. Features and update costs: see `linear_model`.
 Propensities are estimates (`propensities_against_rival`): x^T theta~ is exactly
 Normal(x^T theta, scale^2 x^T A^-1 x), and the estimate is the chance that the item's sampled
 score beats the strongest candidate the slate left out (ignoring that the two are correlated).
+Without a usable interest (see `linear_model`) the slate is deterministic, propensities 1: by
+relevance, plus the reward lift of item statistics when the policy keeps them.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from ranker.bandits.base import (
     RankContext,
     ShownItem,
     Slate,
+    check_update,
     explored_mask,
     propensities_against_rival,
     top_k_order,
 )
-from ranker.bandits.linear_model import ProjectedRidge
+from ranker.bandits.item_stats import ItemStatsStore
+from ranker.bandits.linear_model import ContextualFeedback, RidgePerDimension
 
 
 class LinearThompson:
@@ -35,21 +39,28 @@ class LinearThompson:
         feature_dim: int = 32,
         ridge: float = 1.0,
         seed: int = 0,
+        name: str = "",
+        stats: ItemStatsStore | None = None,
+        models: RidgePerDimension | None = None,
     ) -> None:
+        """`name`: "" keeps the class's name; the registry names variants. `stats`: item
+        statistics that rank contexts without a usable interest; `models`: a model to share."""
+        self.name = name or self.name
         self.scale = scale
         self.feedback_weight = feedback_weight
-        self.model = ProjectedRidge(feature_dim, ridge, seed)
+        self.models = models or RidgePerDimension(feature_dim, ridge, seed)
+        self.learned = ContextualFeedback(self.models, stats)
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
-            features = self.model.features(context.vectors, context.interest)
-            similarity = context.relevance
-            exploit = similarity + self.feedback_weight * self.model.mean(features)
-            noise = np.linalg.cholesky(self.model.a_inv) @ self._rng.standard_normal(
-                len(self.model.theta)
-            )
+            model = self.models.for_context(context.vectors, context.interest)
+            if model is None:
+                return self.learned.fallback_slate(context, top_k, self.feedback_weight, self.name)
+            features = model.features(context.vectors, context.interest)
+            exploit = context.relevance + self.feedback_weight * model.mean(features)
+            noise = np.linalg.cholesky(model.a_inv) @ self._rng.standard_normal(len(model.theta))
             scores = exploit + self.feedback_weight * self.scale * (
                 features @ noise.astype(np.float32)
             )
@@ -58,9 +69,10 @@ class LinearThompson:
             propensities = propensities_against_rival(
                 exploit,
                 indices,
-                lambda rows: spread * np.sqrt(np.maximum(self.model.variance(features[rows]), 0)),
+                lambda rows: spread * np.sqrt(np.maximum(model.variance(features[rows]), 0)),
             )
-            self.model.record_shown(features[indices])
+            model.record_shown(features[indices])
+            self.learned.record_shows(context, indices)
             return Slate(
                 indices=indices,
                 scores=scores[indices],
@@ -70,8 +82,6 @@ class LinearThompson:
             )
 
     def update(self, shown: ShownItem, reward: float) -> None:
+        check_update(shown, reward, (self.name,))
         with self._lock:
-            if shown.interest is None:
-                return
-            features = self.model.features(shown.vector[None, :], shown.interest)[0]
-            self.model.record_reward(features, reward)
+            self.learned.record_reward(shown, reward)

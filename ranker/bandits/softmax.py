@@ -21,6 +21,7 @@ from ranker.bandits.base import (
     RankContext,
     ShownItem,
     Slate,
+    check_update,
     content_and_feedback,
     explored_mask,
     top_k_order,
@@ -49,7 +50,10 @@ class Softmax:
         temperature: float = 0.05,
         feedback_weight: float = 1.0,
         seed: int = 0,
+        name: str = "",
     ) -> None:
+        """`name`: "" keeps the class's name; the registry names variants."""
+        self.name = name or self.name
         if temperature <= 0.0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.stats = stats
@@ -73,5 +77,6 @@ class Softmax:
             )
 
     def update(self, shown: ShownItem, reward: float) -> None:
+        check_update(shown, reward, (self.name,))
         with self._lock:
             self.stats.record_reward(shown.item_id, reward)

@@ -24,6 +24,7 @@ from ranker.bandits.base import (
     RankContext,
     ShownItem,
     Slate,
+    check_update,
     explored_mask,
     propensities_against_rival,
     top_k_order,
@@ -34,7 +35,11 @@ from ranker.bandits.item_stats import ItemStatsStore
 class BetaThompson:
     name = "thompson"
 
-    def __init__(self, stats: ItemStatsStore, feedback_weight: float = 1.0, seed: int = 0) -> None:
+    def __init__(
+        self, stats: ItemStatsStore, feedback_weight: float = 1.0, seed: int = 0, name: str = ""
+    ) -> None:
+        """`name`: "" keeps the class's name; the registry names variants."""
+        self.name = name or self.name
         self.stats = stats
         self.feedback_weight = feedback_weight
         self._rng = np.random.default_rng(seed)
@@ -67,5 +72,6 @@ class BetaThompson:
             )
 
     def update(self, shown: ShownItem, reward: float) -> None:
+        check_update(shown, reward, (self.name,))
         with self._lock:
             self.stats.record_reward(shown.item_id, reward)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-
-from ranker.settings import Settings
+from typing import TYPE_CHECKING
 
 from .evolving import EvolvingInterest, EvolvingInterestParams
+
+if TYPE_CHECKING:
+    from ranker.settings import Settings
 
 
 def default_interest_model(settings: Settings) -> EvolvingInterest:
