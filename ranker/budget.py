@@ -1,4 +1,6 @@
-"""A request's latency budget as a monotonic deadline that every stage reads from."""
+"""A request's latency budget as a monotonic deadline that every stage reads from, and the
+estimates that let the ranker keep it: what the stages after embedding need, and what a request
+costs the event loop."""
 
 from __future__ import annotations
 
@@ -6,9 +8,9 @@ import time
 
 
 class Deadline:
-    def __init__(self, budget_s: float) -> None:
-        self.budget_s = budget_s
-        self._end = time.monotonic() + budget_s
+    def __init__(self, budget_s: float, start: float | None = None) -> None:
+        """`start`: a time.monotonic() reading, when the budget began before now."""
+        self._end = (time.monotonic() if start is None else start) + budget_s
 
     def remaining(self) -> float:
         return max(0.0, self._end - time.monotonic())
@@ -16,3 +18,19 @@ class Deadline:
     @property
     def expired(self) -> bool:
         return self.remaining() == 0.0
+
+    def shortened(self, by_s: float) -> Deadline:
+        """This deadline `by_s` earlier: when a stage must stop so that later ones fit."""
+        return Deadline(max(0.0, self.remaining() - by_s))
+
+
+class HighWaterMark:
+    """How long something takes at worst lately: rises at once with a slow sample, and forgets
+    it by `decay` per sample, so one garbage collection does not count forever."""
+
+    def __init__(self, initial_s: float, decay: float = 0.99) -> None:
+        self.value = initial_s
+        self.decay = decay
+
+    def observe(self, seconds: float) -> None:
+        self.value = max(seconds, self.value * self.decay)

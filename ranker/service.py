@@ -9,7 +9,7 @@ from collections.abc import Collection
 import grpc
 
 from ranker.bandits.base import Policy, RankContext, ShownItem
-from ranker.budget import Deadline
+from ranker.budget import Deadline, HighWaterMark
 from ranker.embeddings import Embeddings, TextEmbedder
 from ranker.interest import InterestModel
 from ranker.issued_events import IssuedEvent, IssuedEvents
@@ -81,23 +81,23 @@ class RankingService:
         self.issued = IssuedEvents(settings.issued_events_bytes)
         self.in_flight = 0
         self.metrics = metrics if metrics is not None else RankerMetrics()
+        # What the stages after embedding take, reserved from the embedding wait; and what one
+        # request costs the event loop, which admission multiplies by the requests ahead.
+        self.after_embed = HighWaterMark(initial_s=0.005)
+        self.loop_cost = HighWaterMark(initial_s=0.002)
 
     async def rank(
         self, request: ranker_pb2.RankRequest, time_left_s: float | None
     ) -> ranker_pb2.RankResponse:
         started = time.perf_counter()
+        arrived = time.monotonic()
         code = grpc.StatusCode.OK
         try:
-            if self.in_flight >= self.settings.max_in_flight:
-                raise RequestFailed(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"over {self.settings.max_in_flight} Rank requests in flight; "
-                    "retry with backoff",
-                )
+            self._admit(request, time_left_s)
             self.in_flight += 1
             self.metrics.in_flight.inc()
             try:
-                response = await self._rank(request, time_left_s)
+                response = await self._rank(request, time_left_s, arrived)
             finally:
                 self.in_flight -= 1
                 self.metrics.in_flight.dec()
@@ -114,25 +114,55 @@ class RankingService:
             self.metrics.requests.labels(code.name).inc()
             self.metrics.latency.observe(time.perf_counter() - started)
 
+    def _admit(self, request: ranker_pb2.RankRequest, time_left_s: float | None) -> None:
+        """Refuses at once what would wait past its budget behind the requests in flight: under
+        overload a quick RESOURCE_EXHAUSTED beats a late answer."""
+        limit = self.settings.max_in_flight
+        if self.in_flight >= limit:
+            raise RequestFailed(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"over {limit} Rank requests in flight; retry with backoff",
+            )
+        budget_s = self._budget_s(request.budget_ms, time_left_s)
+        wait_s = self.in_flight * self.loop_cost.value
+        if wait_s > budget_s - self.after_embed.value:
+            raise RequestFailed(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"overloaded: the {self.in_flight} Rank requests in flight need about "
+                f"{wait_s * 1000:.0f} ms of the {budget_s * 1000:.0f} ms budget; "
+                "retry with backoff",
+            )
+
+    def _budget_s(self, budget_ms: int, time_left_s: float | None) -> float:
+        """budget_ms (or the default; over the limit is refused in validation) or the gRPC
+        deadline, whichever ends first, less the margin for what happens outside the handler."""
+        budget_s = min(budget_ms or self.settings.default_budget_ms, self.settings.max_budget_ms)
+        budget_s /= 1000.0
+        if time_left_s is not None:
+            budget_s = min(budget_s, time_left_s)
+        return max(0.0, budget_s - self.settings.budget_margin_ms / 1000.0)
+
     async def _rank(
-        self, request: ranker_pb2.RankRequest, time_left_s: float | None
+        self, request: ranker_pb2.RankRequest, time_left_s: float | None, arrived: float
     ) -> ranker_pb2.RankResponse:
         stages = StageClock()
         try:
             checked = check_rank_request(request, self.settings, self.known_items, self.pinnable)
         except InvalidRequest as error:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
-        budget_s = checked.budget_ms / 1000.0
-        deadline = Deadline(budget_s if time_left_s is None else min(budget_s, time_left_s))
+        deadline = Deadline(self._budget_s(checked.budget_ms, time_left_s), start=arrived)
         stages.mark("validate")
 
-        # Candidates first, then history newest first: the order in which time is spent.
+        # Candidates first, then history newest first: the order in which time is spent. The
+        # wait for embeddings ends early enough for the stages after it to fit the budget.
         history = sorted(checked.history, key=lambda event: -event.time_s)
         n = len(checked.candidate_texts)
         embeddings = await self.embedder.embed(
-            checked.candidate_texts + [event.text for event in history], deadline
+            checked.candidate_texts + [event.text for event in history],
+            deadline.shortened(self.after_embed.value),
         )
         stages.mark("embed")
+        after_embed_started = time.perf_counter()
 
         history_found = ~embeddings.missing[n:]
         profile = self.interest_model.profile(
@@ -164,7 +194,7 @@ class RankingService:
             )
         )
         stages.mark("policy")
-        return ranker_pb2.RankResponse(
+        response = ranker_pb2.RankResponse(
             event_id=event_id,
             items=[
                 ranker_pb2.RankedItem(
@@ -183,6 +213,10 @@ class RankingService:
             degraded=degradations(embeddings, n),
             stage_ms=stages.total(),
         )
+        after_embed_s = time.perf_counter() - after_embed_started
+        self.after_embed.observe(after_embed_s)
+        self.loop_cost.observe(after_embed_s + stages.stage_ms["validate"] / 1000.0)
+        return response
 
     def feedback(self, request: ranker_pb2.FeedbackRequest) -> None:
         event = self.issued.get(request.event_id)

@@ -31,6 +31,8 @@ class Settings:
     max_tokens: int = 128
     default_top_k: int = 10
     default_budget_ms: int = 1000
+    # Kept from every budget for what happens outside the handler (transport, serialisation).
+    budget_margin_ms: float = 2.0
     batch_wait_ms: float = 2.0
     late_grace_ms: float = 500.0
     # How often the ranker asks Triton for the newest ready encoder version (rollouts).

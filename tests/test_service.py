@@ -215,6 +215,27 @@ def test_the_budget_is_the_smaller_of_budget_ms_and_the_grpc_deadline(
     assert bound_s * 0.5 < embedder.remaining <= bound_s
 
 
+def test_overload_is_refused_at_once_when_the_queue_ahead_would_eat_the_budget():
+    svc = service()
+    svc.loop_cost.value = 0.010  # each request in flight costs the loop 10 ms
+    svc.in_flight = 3
+    assert rank(svc, request(budget_ms=100)).items  # 30 ms ahead of a 100 ms budget: served
+    svc.in_flight, svc.loop_cost.value = 6, 0.010
+    error = failure(svc, request(budget_ms=50))  # 60 ms ahead of a 50 ms budget: refused
+    assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "overloaded: the 6 Rank requests in flight need about 60 ms of the 48 ms" in (
+        error.message
+    )
+
+
+def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
+    embedder = DeadlineRecorder()
+    svc = service(embedder, budget_margin_ms=2.0)
+    svc.after_embed.value = 0.020
+    asyncio.run(svc.rank(request(budget_ms=100), None))
+    assert 0.060 < embedder.remaining <= 0.078  # 100 - 2 margin - 20 for what follows
+
+
 class HangingEmbedder:
     async def embed(self, texts, deadline):
         await asyncio.sleep(3600)
