@@ -4,6 +4,7 @@ costs the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 
@@ -34,3 +35,18 @@ class HighWaterMark:
 
     def observe(self, seconds: float) -> None:
         self.value = max(seconds, self.value * self.decay)
+
+
+class LoopLag:
+    """How late the event loop runs its timers: the queueing a request meets before its handler
+    starts, which the handler cannot see from inside."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        self.interval_s = interval_s
+        self.lag = HighWaterMark(initial_s=0.0, decay=0.9)
+
+    async def watch(self) -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(self.interval_s)
+            self.lag.observe(max(0.0, time.monotonic() - started - self.interval_s))

@@ -9,7 +9,7 @@ from collections.abc import Collection
 import grpc
 
 from ranker.bandits.base import Policy, RankContext, ShownItem
-from ranker.budget import Deadline, HighWaterMark
+from ranker.budget import Deadline, HighWaterMark, LoopLag
 from ranker.embeddings import Embeddings, TextEmbedder
 from ranker.interest import InterestModel
 from ranker.issued_events import IssuedEvent, IssuedEvents
@@ -85,6 +85,8 @@ class RankingService:
         # request costs the event loop, which admission multiplies by the requests ahead.
         self.after_embed = HighWaterMark(initial_s=0.005)
         self.loop_cost = HighWaterMark(initial_s=0.002)
+        self.loop_lag = LoopLag()
+        self._lag_watch: asyncio.Task[None] | None = None
 
     async def rank(
         self, request: ranker_pb2.RankRequest, time_left_s: float | None
@@ -123,14 +125,16 @@ class RankingService:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"over {limit} Rank requests in flight; retry with backoff",
             )
+        if self._lag_watch is None or self._lag_watch.done():
+            self._lag_watch = asyncio.get_running_loop().create_task(self.loop_lag.watch())
         budget_s = self._budget_s(request.budget_ms, time_left_s)
-        wait_s = self.in_flight * self.loop_cost.value
+        wait_s = self.in_flight * self.loop_cost.value + self.loop_lag.lag.value
         if wait_s > budget_s - self.after_embed.value:
             raise RequestFailed(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"overloaded: the {self.in_flight} Rank requests in flight need about "
-                f"{wait_s * 1000:.0f} ms of the {budget_s * 1000:.0f} ms budget; "
-                "retry with backoff",
+                f"overloaded: the {self.in_flight} Rank requests in flight and the event "
+                f"loop's lag need about {wait_s * 1000:.0f} ms of the {budget_s * 1000:.0f} ms "
+                "budget; retry with backoff",
             )
 
     def _budget_s(self, budget_ms: int, time_left_s: float | None) -> float:
