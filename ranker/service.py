@@ -81,10 +81,9 @@ class RankingService:
         self.issued = IssuedEvents(settings.issued_events_bytes)
         self.in_flight = 0
         self.metrics = metrics if metrics is not None else RankerMetrics()
-        # What the stages after embedding take, reserved from the embedding wait; and what one
-        # request costs the event loop, which admission multiplies by the requests ahead.
+        # What the stages after embedding take, reserved from the embedding wait, and how late
+        # the event loop runs, which admission weighs against the budget.
         self.after_embed = HighWaterMark(initial_s=0.005)
-        self.loop_cost = HighWaterMark(initial_s=0.002)
         self.loop_lag = LoopLag()
         self._lag_watch: asyncio.Task[None] | None = None
 
@@ -117,8 +116,8 @@ class RankingService:
             self.metrics.latency.observe(time.perf_counter() - started)
 
     def _admit(self, request: ranker_pb2.RankRequest, time_left_s: float | None) -> None:
-        """Refuses at once what would wait past its budget behind the requests in flight: under
-        overload a quick RESOURCE_EXHAUSTED beats a late answer."""
+        """Refuses at once what the event loop could not serve within its budget: under overload
+        a quick RESOURCE_EXHAUSTED beats a late answer."""
         limit = self.settings.max_in_flight
         if self.in_flight >= limit:
             raise RequestFailed(
@@ -128,13 +127,12 @@ class RankingService:
         if self._lag_watch is None or self._lag_watch.done():
             self._lag_watch = asyncio.get_running_loop().create_task(self.loop_lag.watch())
         budget_s = self._budget_s(request.budget_ms, time_left_s)
-        wait_s = self.in_flight * self.loop_cost.value + self.loop_lag.lag.value
-        if wait_s > budget_s - self.after_embed.value:
+        lag_s = self.loop_lag.lag.value
+        if lag_s > budget_s - self.after_embed.value:
             raise RequestFailed(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"overloaded: the {self.in_flight} Rank requests in flight and the event "
-                f"loop's lag need about {wait_s * 1000:.0f} ms of the {budget_s * 1000:.0f} ms "
-                "budget; retry with backoff",
+                f"overloaded: the event loop runs {lag_s * 1000:.0f} ms late, too late for a "
+                f"{budget_s * 1000:.0f} ms budget; retry with backoff",
             )
 
     def _budget_s(self, budget_ms: int, time_left_s: float | None) -> float:
@@ -217,9 +215,7 @@ class RankingService:
             degraded=degradations(embeddings, n),
             stage_ms=stages.total(),
         )
-        after_embed_s = time.perf_counter() - after_embed_started
-        self.after_embed.observe(after_embed_s)
-        self.loop_cost.observe(after_embed_s + stages.stage_ms["validate"] / 1000.0)
+        self.after_embed.observe(time.perf_counter() - after_embed_started)
         return response
 
     def feedback(self, request: ranker_pb2.FeedbackRequest) -> None:

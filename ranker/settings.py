@@ -32,7 +32,7 @@ class Settings:
     default_top_k: int = 10
     default_budget_ms: int = 1000
     # Kept from every budget for what happens outside the handler (transport, serialisation).
-    budget_margin_ms: float = 2.0
+    budget_margin_ms: float = 5.0
     batch_wait_ms: float = 2.0
     late_grace_ms: float = 500.0
     # How often the ranker asks Triton for the newest ready encoder version (rollouts).

@@ -215,17 +215,14 @@ def test_the_budget_is_the_smaller_of_budget_ms_and_the_grpc_deadline(
     assert bound_s * 0.5 < embedder.remaining <= bound_s
 
 
-def test_overload_is_refused_at_once_when_the_queue_ahead_would_eat_the_budget():
+def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_allows():
     svc = service()
-    svc.loop_cost.value = 0.010  # each request in flight costs the loop 10 ms
-    svc.in_flight = 3
-    assert rank(svc, request(budget_ms=100)).items  # 30 ms ahead of a 100 ms budget: served
-    svc.in_flight, svc.loop_cost.value = 6, 0.010
-    error = failure(svc, request(budget_ms=50))  # 60 ms ahead of a 50 ms budget: refused
+    svc.loop_lag.lag.value = 0.030
+    assert rank(svc, request(budget_ms=100)).items  # 30 ms late for a 100 ms budget: served
+    svc.loop_lag.lag.value = 0.060
+    error = failure(svc, request(budget_ms=50))
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "the 6 Rank requests in flight and the event loop's lag need about 60 ms" in (
-        error.message
-    )
+    assert "the event loop runs 60 ms late, too late for a 45 ms budget" in error.message
 
 
 def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
