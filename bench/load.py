@@ -342,7 +342,7 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
     count = int(args.fault_rate * duration) + 10
     payloads = build_requests(titles, count, seed=4, fresh=args.fresh, tag="kill")
     with Stack(args.repository, []) as stack:
-        warm_up(stack.address, build_requests(titles, 1, seed=9))
+        warm_up(stack.address, build_requests(titles, args.requests, seed=1))
         events: dict[str, float] = {}
 
         async def fault() -> None:

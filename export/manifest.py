@@ -1,5 +1,6 @@
 """manifest.json: what a version was built from, so a rerun can tell whether it is current."""
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ def build_manifest(
         },
         "target": target.name,
         "precision": target.precision,
+        "exporter_sha256": exporter_sha256(),
         "hidden_size": hidden_size,
         "max_seq_len": max_seq_len,
         "opset": opset,
@@ -62,4 +64,16 @@ def is_current(manifest: dict[str, Any] | None, source: SourceModel, target: Tar
         manifest["source"].get("weights_sha256") == source.weights_sha256
         and manifest.get("target") == target.name
         and manifest.get("precision") == target.precision
+        and manifest.get("exporter_sha256") == exporter_sha256()
     )
+
+
+def exporter_sha256() -> str:
+    """A fingerprint of this exporter's code: a version written by older code (another graph,
+    another served model.py) is not current, however equal its weights."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -448,6 +448,14 @@ def test_skip_if_current_exports_only_when_the_weights_change(
     code, out, _ = run_cli(capsys, *args)
     assert (code, out) == (0, f"published bert_encoder version 2 -> {model_dir / '2'}\n")
 
+    # A version written by other exporter code (another model.py, another graph) is stale too.
+    manifest_path = model_dir / "2" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["exporter_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    code, out, _ = run_cli(capsys, *args)
+    assert (code, out) == (0, f"published bert_encoder version 3 -> {model_dir / '3'}\n")
+
 
 def bad_input_cases() -> list:
     def write(path: Path, text: str) -> Path:
