@@ -64,6 +64,8 @@ class Sample:
     lag_ms: float  # how late the generator sent it: the client's own share of the latency
     code: str
     degraded: bool
+    # The ranker's own time for it (stage_ms total); the rest is transport and queueing.
+    server_ms: float
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Row:
     errors: dict[str, int]
     cache_hit_rate: float
     generator_lag_p99_ms: float
+    server_p99_ms: float
     notes: dict[str, float] = field(default_factory=dict)
 
 
@@ -126,12 +129,20 @@ async def _call(
     try:
         # As a production caller would: a deadline of the budget plus the lateness allowed.
         answer = await stub(payload, timeout=LATE_MS / 1000.0)
-        code, degraded = "OK", bool(pb.RankResponse.FromString(answer).degraded)
+        response = pb.RankResponse.FromString(answer)
+        code, degraded, server_ms = "OK", bool(response.degraded), response.stage_ms["total"]
     except grpc.aio.AioRpcError as error:
-        code, degraded = error.code().name, False
+        code, degraded, server_ms = error.code().name, False, float("nan")
     done = time.perf_counter()
     samples.append(
-        Sample(scheduled, (done - sent) * 1000.0, (sent - scheduled) * 1000.0, code, degraded)
+        Sample(
+            scheduled,
+            (done - sent) * 1000.0,
+            (sent - scheduled) * 1000.0,
+            code,
+            degraded,
+            server_ms,
+        )
     )
 
 
@@ -226,6 +237,7 @@ def summarise(
         errors=dict(Counter(s.code for s in samples if s.code != "OK")),
         cache_hit_rate=(hits1 - hits0) / lookups if lookups else 0.0,
         generator_lag_p99_ms=float(np.percentile([s.lag_ms for s in samples], 99)),
+        server_p99_ms=float(np.percentile([s.server_ms for s in ok], 99)) if ok else float("nan"),
     )
 
 
@@ -398,6 +410,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace, list[tuple[str, str]]], list[
 HEADER = (
     f"{'scenario':<8}{'rate':>7}{'sent':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"
     f"{'>budget':>9}{'>b+5ms':>8}{'degraded':>10}{'errors':>9}{'hit rate':>10}{'lag p99':>9}"
+    f"{'srv p99':>9}"
 )
 
 
@@ -407,6 +420,7 @@ def format_row(row: Row) -> str:
         f"{row.p99_ms:>8.2f}{row.max_ms:>8.1f}{row.past_budget:>9.2%}"
         f"{row.late_over_budget_plus_5ms:>8}{row.degraded:>10.1%}"
         f"{sum(row.errors.values()):>9}{row.cache_hit_rate:>10.1%}{row.generator_lag_p99_ms:>9.2f}"
+        f"{row.server_p99_ms:>9.2f}"
     )
 
 
