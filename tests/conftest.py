@@ -24,6 +24,14 @@ def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer BERT checkpoint, shared by the export tests."""
+    from test_export import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
 def triton(model_repository: Path) -> Iterator[TritonServer]:
     with TritonServer(model_repository) as server:
         yield server

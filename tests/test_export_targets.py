@@ -44,15 +44,10 @@ def tensorrt_usable() -> bool:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Path:
+def published(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """python-ort, fp32, max batch 4 (fewer rows than probes: the gate runs several batches)."""
     repository = tmp_path_factory.mktemp("repository")
-    args = ["--model-dir", str(tiny_dir), "--repository", str(repository)]
+    args = ["--model-dir", str(tiny_model_dir), "--repository", str(repository)]
     assert main([*args, "--max-batch-size", "4", "--keep-versions", "2"]) == 0
     return repository / "bert_encoder"
 
@@ -84,12 +79,14 @@ class PerturbingEmbedder:
         return out
 
 
-def test_parity_runs_every_probe_at_batch_1_and_in_full_max_size_batches(tiny_dir: Path) -> None:
+def test_parity_runs_every_probe_at_batch_1_and_in_full_max_size_batches(
+    tiny_model_dir: Path,
+) -> None:
     from export.encoder import load_encoder
     from export.serving_tokenizer import serving_tokenizer
     from export.source import inspect_source
 
-    loaded = load_encoder(inspect_source(tiny_dir))
+    loaded = load_encoder(inspect_source(tiny_model_dir))
     tokenizer = serving_tokenizer(loaded.tokenizer, loaded.max_seq_len)
     graph = EmbeddingGraph(loaded.encoder)
     embed = PerturbingEmbedder(tokenizer, graph, "cake")
@@ -162,10 +159,10 @@ def bad_target_cases() -> list:
 
 @pytest.mark.parametrize(("args", "message"), bad_target_cases())
 def test_bad_target_flags_are_one_error_line_exit_2_and_write_nothing(
-    args: list[str], message: str, tmp_path: Path, tiny_dir: Path, capsys
+    args: list[str], message: str, tmp_path: Path, tiny_model_dir: Path, capsys
 ) -> None:
     code, out, err = run_cli(
-        capsys, "--model-dir", tiny_dir, "--repository", tmp_path / "repo", *args
+        capsys, "--model-dir", tiny_model_dir, "--repository", tmp_path / "repo", *args
     )
 
     assert (code, out) == (2, "")
@@ -175,10 +172,10 @@ def test_bad_target_flags_are_one_error_line_exit_2_and_write_nothing(
 
 @pytest.mark.skipif(tensorrt_usable(), reason="TensorRT and a GPU are here: the build runs")
 def test_tensorrt_without_tensorrt_says_so_and_publishes_nothing(
-    tmp_path: Path, tiny_dir: Path, capsys
+    tmp_path: Path, tiny_model_dir: Path, capsys
 ) -> None:
     code, out, err = run_cli(
-        capsys, "--model-dir", tiny_dir, "--repository", tmp_path, "--target", "tensorrt"
+        capsys, "--model-dir", tiny_model_dir, "--repository", tmp_path, "--target", "tensorrt"
     )
 
     assert (code, out) == (2, "")
@@ -191,9 +188,9 @@ def test_tensorrt_without_tensorrt_says_so_and_publishes_nothing(
 
 
 def test_onnxruntime_target_serves_the_plain_graph_on_the_onnxruntime_backend(
-    tmp_path: Path, tiny_dir: Path, capsys
+    tmp_path: Path, tiny_model_dir: Path, capsys
 ) -> None:
-    args = ("--model-dir", tiny_dir, "--repository", tmp_path, "--max-batch-size", "8")
+    args = ("--model-dir", tiny_model_dir, "--repository", tmp_path, "--max-batch-size", "8")
     code, out, _ = run_cli(capsys, *args, "--target", "onnxruntime", "--threads", "2")
 
     model_dir = tmp_path / "bert_encoder"
@@ -226,9 +223,9 @@ def test_onnxruntime_on_cpu_and_int8_default_to_kind_cpu() -> None:
 
 
 def test_int8_quantises_every_matmul_weight_per_channel_and_passes_the_int8_gate(
-    tmp_path: Path, tiny_dir: Path, capsys
+    tmp_path: Path, tiny_model_dir: Path, capsys
 ) -> None:
-    args = ("--model-dir", tiny_dir, "--repository", tmp_path, "--max-batch-size", "8")
+    args = ("--model-dir", tiny_model_dir, "--repository", tmp_path, "--max-batch-size", "8")
     assert run_cli(capsys, *args, "--int8")[0] == 0
 
     version_dir = tmp_path / "bert_encoder" / "1"
@@ -251,9 +248,17 @@ def test_int8_quantises_every_matmul_weight_per_channel_and_passes_the_int8_gate
 
 
 def test_min_cosine_replaces_the_gate_and_verify_only_keeps_to_it(
-    tmp_path: Path, tiny_dir: Path, capsys
+    tmp_path: Path, tiny_model_dir: Path, capsys
 ) -> None:
-    args = ("--model-dir", tiny_dir, "--repository", tmp_path, "--max-batch-size", "4", "--int8")
+    args = (
+        "--model-dir",
+        tiny_model_dir,
+        "--repository",
+        tmp_path,
+        "--max-batch-size",
+        "4",
+        "--int8",
+    )
     code, _, err = run_cli(capsys, *args, "--min-cosine", "1.0")
     assert code == 1 and "nothing published" in err
     assert not (tmp_path / "bert_encoder" / "1").exists()
@@ -264,7 +269,8 @@ def test_min_cosine_replaces_the_gate_and_verify_only_keeps_to_it(
     manifest = json.loads((tmp_path / "bert_encoder" / "1" / "manifest.json").read_text())
     assert manifest["parity"]["min_cosine"] == 0.5
     assert (
-        run_cli(capsys, "--repository", tmp_path, "--model-dir", tiny_dir, "--verify-only")[0] == 0
+        run_cli(capsys, "--repository", tmp_path, "--model-dir", tiny_model_dir, "--verify-only")[0]
+        == 0
     )
 
 
@@ -326,12 +332,12 @@ def test_tensorrt_profiles_default_to_the_serving_limits_and_check_the_sequence(
 
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path):
+def mixed(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     from export.encoder import load_encoder
     from export.serving_tokenizer import serving_tokenizer
     from export.source import inspect_source
 
-    loaded = load_encoder(inspect_source(tiny_dir))
+    loaded = load_encoder(inspect_source(tiny_model_dir))
     tokenizer = serving_tokenizer(loaded.tokenizer, loaded.max_seq_len)
     graph = EmbeddingGraph(loaded.encoder)
     scratch = tmp_path_factory.mktemp("mixed")
@@ -401,9 +407,9 @@ def test_mixed_precision_graph_meets_fp16_parity_on_onnxruntime_cpu(mixed) -> No
 @pytest.mark.gpu
 @pytest.mark.skipif(not tensorrt_usable(), reason="needs the tensorrt package and a CUDA GPU")
 def test_tensorrt_builds_a_plan_that_passes_fp16_parity(
-    tmp_path: Path, tiny_dir: Path, capsys
+    tmp_path: Path, tiny_model_dir: Path, capsys
 ) -> None:
-    args = ("--model-dir", tiny_dir, "--repository", tmp_path, "--target", "tensorrt")
+    args = ("--model-dir", tiny_model_dir, "--repository", tmp_path, "--target", "tensorrt")
     code, _, err = run_cli(capsys, *args, "--batch", "1:4:8", "--seq", "1:16:32")
 
     assert code == 0, err
