@@ -75,42 +75,44 @@ class TritonTextEmbedder:
 
     async def embed(self, texts: Sequence[str], deadline: Deadline) -> Embeddings:
         model = await self._served_model(deadline)
-        dim = model.dim if model is not None else 1
-        vectors = np.zeros((len(texts), dim), dtype=np.float32)
-        missing = np.ones(len(texts), dtype=bool)
         if model is None:
-            return Embeddings("", vectors, missing, ENCODER_UNAVAILABLE)
-        positions: dict[str, list[int]] = {}
-        hit_rows, hit_vectors = [], []
+            vectors = np.zeros((len(texts), 1), dtype=np.float32)
+            return Embeddings("", vectors, np.ones(len(texts), dtype=bool), ENCODER_UNAVAILABLE)
         cached_vectors = self.cache.get_many(model.label, texts)
+        hit_rows = [i for i, cached in enumerate(cached_vectors) if cached is not None]
+        if len(hit_rows) == len(texts):
+            # The warm path: one copy of the cached rows (np.stack would cost 3x).
+            rows = np.concatenate(cached_vectors) if texts else np.zeros(0, dtype=np.float32)
+            vectors = rows.reshape(len(texts), model.dim)
+            return Embeddings(model.label, vectors, np.zeros(len(texts), dtype=bool))
+        vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
+        missing = np.ones(len(texts), dtype=bool)
+        if hit_rows:
+            hits = np.concatenate([cached_vectors[i] for i in hit_rows])
+            vectors[hit_rows], missing[hit_rows] = hits.reshape(len(hit_rows), model.dim), False
+        positions: dict[str, list[int]] = {}
         for i, (text, cached) in enumerate(zip(texts, cached_vectors, strict=True)):
             if cached is None:
                 positions.setdefault(text, []).append(i)
-            else:
-                hit_rows.append(i)
-                hit_vectors.append(cached)
-        if hit_rows:
-            vectors[hit_rows], missing[hit_rows] = np.stack(hit_vectors), False
         failure = None
-        if positions:
-            batcher = self.batcher
-            futures = batcher.submit(positions, deadline.remaining())
-            if not deadline.expired:
-                try:
-                    await asyncio.wait(futures.values(), timeout=deadline.remaining())
-                except asyncio.CancelledError:
-                    batcher.abandon(futures)
-                    raise
-            for text, future in futures.items():
-                # Not done, or dropped from an overloaded queue (cancelled): out of time.
-                if not future.done() or future.cancelled():
-                    failure = failure or ENCODER_TIMEOUT
-                elif future.exception() is None:
-                    vectors[positions[text]], missing[positions[text]] = future.result(), False
-                elif isinstance(future.exception(), EncoderUnavailable):
-                    failure = ENCODER_UNAVAILABLE
-                else:
-                    failure = failure or ENCODER_TIMEOUT
+        batcher = self.batcher
+        futures = batcher.submit(positions, deadline.remaining())
+        if not deadline.expired:
+            try:
+                await asyncio.wait(futures.values(), timeout=deadline.remaining())
+            except asyncio.CancelledError:
+                batcher.abandon(futures)
+                raise
+        for text, future in futures.items():
+            # Not done, or dropped from an overloaded queue (cancelled): out of time.
+            if not future.done() or future.cancelled():
+                failure = failure or ENCODER_TIMEOUT
+            elif future.exception() is None:
+                vectors[positions[text]], missing[positions[text]] = future.result(), False
+            elif isinstance(future.exception(), EncoderUnavailable):
+                failure = ENCODER_UNAVAILABLE
+            else:
+                failure = failure or ENCODER_TIMEOUT
         return Embeddings(model.label, vectors, missing, failure)
 
     async def _served_model(self, deadline: Deadline) -> ServedModel | None:
