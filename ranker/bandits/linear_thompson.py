@@ -12,24 +12,20 @@ relevance, plus the reward lift of item statistics when the policy keeps them.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ranker.bandits.base import (
-    RankContext,
-    ShownItem,
     Slate,
-    check_update,
     explored_mask,
     propensities_against_rival,
     top_k_order,
 )
 from ranker.bandits.item_stats import ItemStatsStore
-from ranker.bandits.linear_model import ContextualFeedback, RidgePerDimension
+from ranker.bandits.linear_model import ProjectedRidge, RidgePerDimension
+from ranker.bandits.linear_policy import LinearPolicy
 
 
-class LinearThompson:
+class LinearThompson(LinearPolicy):
     name = "linear_thompson"
 
     def __init__(
@@ -43,45 +39,25 @@ class LinearThompson:
         stats: ItemStatsStore | None = None,
         models: RidgePerDimension | None = None,
     ) -> None:
-        """`name`: "" keeps the class's name; the registry names variants. `stats`: item
-        statistics that rank contexts without a usable interest; `models`: a model to share."""
-        self.name = name or self.name
+        super().__init__(feedback_weight, feature_dim, ridge, seed, name, stats, models)
         self.scale = scale
-        self.feedback_weight = feedback_weight
-        self.models = models or RidgePerDimension(feature_dim, ridge, seed)
-        self.learned = ContextualFeedback(self.models, stats)
         self._rng = np.random.default_rng(seed)
-        self._lock = threading.Lock()
 
-    def rank(self, context: RankContext, top_k: int) -> Slate:
-        with self._lock:
-            model = self.models.for_context(context.vectors, context.interest)
-            if model is None:
-                return self.learned.fallback_slate(context, top_k, self.feedback_weight, self.name)
-            features = model.features(context.vectors, context.interest)
-            exploit = context.relevance + self.feedback_weight * model.mean(features)
-            noise = np.linalg.cholesky(model.a_inv) @ self._rng.standard_normal(len(model.theta))
-            scores = exploit + self.feedback_weight * self.scale * (
-                features @ noise.astype(np.float32)
-            )
-            indices = top_k_order(scores, top_k)
-            spread = self.feedback_weight * self.scale
-            propensities = propensities_against_rival(
+    def explore(
+        self, model: ProjectedRidge, features: np.ndarray, exploit: np.ndarray, top_k: int
+    ) -> Slate:
+        noise = np.linalg.cholesky(model.a_inv) @ self._rng.standard_normal(len(model.theta))
+        scores = exploit + self.feedback_weight * self.scale * (features @ noise.astype(np.float32))
+        indices = top_k_order(scores, top_k)
+        spread = self.feedback_weight * self.scale
+        return Slate(
+            indices=indices,
+            scores=scores[indices],
+            propensities=propensities_against_rival(
                 exploit,
                 indices,
                 lambda rows: spread * np.sqrt(np.maximum(model.variance(features[rows]), 0)),
-            )
-            model.record_shown(features[indices])
-            self.learned.record_shows(context, indices)
-            return Slate(
-                indices=indices,
-                scores=scores[indices],
-                propensities=propensities,
-                explored=explored_mask(indices, exploit, top_k),
-                policy=self.name,
-            )
-
-    def update(self, shown: ShownItem, reward: float) -> None:
-        check_update(shown, reward, (self.name,))
-        with self._lock:
-            self.learned.record_reward(shown, reward)
+            ),
+            explored=explored_mask(indices, exploit, top_k),
+            policy=self.name,
+        )

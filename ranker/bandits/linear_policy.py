@@ -1,0 +1,58 @@
+"""What the contextual policies share: the per-dimension ridge model, the fallback for contexts
+without a usable interest, the bookkeeping of shows and rewards. A policy adds how it explores."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ranker.bandits.base import RankContext, ShownItem, Slate, check_update
+from ranker.bandits.item_stats import ItemStatsStore
+from ranker.bandits.linear_model import ContextualFeedback, ProjectedRidge, RidgePerDimension
+
+
+class LinearPolicy(ABC):
+    name = ""
+
+    def __init__(
+        self,
+        feedback_weight: float,
+        feature_dim: int,
+        ridge: float,
+        seed: int,
+        name: str,
+        stats: ItemStatsStore | None,
+        models: RidgePerDimension | None,
+    ) -> None:
+        """`name`: "" keeps the class's name; the registry names variants. `stats`: item
+        statistics that rank contexts without a usable interest; `models`: a model to share."""
+        self.name = name or self.name
+        self.feedback_weight = feedback_weight
+        self.models = models or RidgePerDimension(feature_dim, ridge, seed)
+        self.learned = ContextualFeedback(self.models, stats)
+        self._lock = threading.Lock()
+
+    def rank(self, context: RankContext, top_k: int) -> Slate:
+        with self._lock:
+            model = self.models.for_context(context.vectors, context.interest)
+            if model is None:
+                return self.learned.fallback_slate(context, top_k, self.feedback_weight, self.name)
+            features = model.features(context.vectors, context.interest)
+            exploit = context.relevance + self.feedback_weight * model.mean(features)
+            slate = self.explore(model, features, exploit, top_k)
+            model.record_shown(features[slate.indices])
+            self.learned.record_shows(context, slate.indices)
+            return slate
+
+    @abstractmethod
+    def explore(
+        self, model: ProjectedRidge, features: np.ndarray, exploit: np.ndarray, top_k: int
+    ) -> Slate:
+        """The slate, from the exploitation scores and the model's uncertainty."""
+
+    def update(self, shown: ShownItem, reward: float) -> None:
+        check_update(shown, reward, (self.name,))
+        with self._lock:
+            self.learned.record_reward(shown, reward)
