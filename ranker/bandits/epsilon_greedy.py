@@ -12,22 +12,19 @@ Propensities are exact: the probability of the item in its slot given the items 
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ranker.bandits.base import (
     RankContext,
-    ShownItem,
     Slate,
-    check_update,
     content_and_feedback,
     explored_mask,
 )
+from ranker.bandits.count_policy import CountPolicy
 from ranker.bandits.item_stats import ItemStatsStore
 
 
-class EpsilonGreedy:
+class EpsilonGreedy(CountPolicy):
     name = "epsilon_greedy"
 
     def __init__(
@@ -39,15 +36,11 @@ class EpsilonGreedy:
         seed: int = 0,
         name: str = "",
     ) -> None:
-        """`name`: "" keeps the class's name; the registry names variants."""
-        self.name = name or self.name
-        self.stats = stats
+        super().__init__(stats, feedback_weight, name)
         self.epsilon = epsilon
         self.decay = decay
-        self.feedback_weight = feedback_weight
         self._rng = np.random.default_rng(seed)
         self._slates_ranked = 0
-        self._lock = threading.Lock()
 
     def current_epsilon(self) -> float:
         return self.epsilon / (1.0 + self.decay * self._slates_ranked)
@@ -58,7 +51,7 @@ class EpsilonGreedy:
             epsilon = self.current_epsilon()
             indices, propensities = self._choose(exploit, min(top_k, len(exploit)), epsilon)
             self._slates_ranked += 1
-            self.stats.record_shows([context.item_ids[i] for i in indices])
+            self.record_shows(context, indices)
             return Slate(
                 indices=indices,
                 scores=exploit[indices],
@@ -66,11 +59,6 @@ class EpsilonGreedy:
                 explored=explored_mask(indices, exploit, top_k),
                 policy=self.name,
             )
-
-    def update(self, shown: ShownItem, reward: float) -> None:
-        check_update(shown, reward, (self.name,))
-        with self._lock:
-            self.stats.record_reward(shown.item_id, reward)
 
     def _choose(
         self, exploit: np.ndarray, top_k: int, epsilon: float

@@ -12,20 +12,17 @@ given the items above it.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ranker.bandits.base import (
     MIN_PROPENSITY,
     RankContext,
-    ShownItem,
     Slate,
-    check_update,
     content_and_feedback,
     explored_mask,
     top_k_order,
 )
+from ranker.bandits.count_policy import CountPolicy
 from ranker.bandits.item_stats import ItemStatsStore
 
 
@@ -41,7 +38,7 @@ def plackett_luce_propensities(
     return np.clip(placed, MIN_PROPENSITY, 1.0)
 
 
-class Softmax:
+class Softmax(CountPolicy):
     name = "softmax"
 
     def __init__(
@@ -52,22 +49,18 @@ class Softmax:
         seed: int = 0,
         name: str = "",
     ) -> None:
-        """`name`: "" keeps the class's name; the registry names variants."""
-        self.name = name or self.name
         if temperature <= 0.0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        self.stats = stats
+        super().__init__(stats, feedback_weight, name)
         self.temperature = temperature
-        self.feedback_weight = feedback_weight
         self._rng = np.random.default_rng(seed)
-        self._lock = threading.Lock()
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
             exploit, _ = content_and_feedback(context, self.stats, self.feedback_weight)
             perturbed = exploit / self.temperature + self._rng.gumbel(size=len(exploit))
             indices = top_k_order(perturbed, top_k)
-            self.stats.record_shows([context.item_ids[i] for i in indices])
+            self.record_shows(context, indices)
             return Slate(
                 indices=indices,
                 scores=exploit[indices],
@@ -75,8 +68,3 @@ class Softmax:
                 explored=explored_mask(indices, exploit, top_k),
                 policy=self.name,
             )
-
-    def update(self, shown: ShownItem, reward: float) -> None:
-        check_update(shown, reward, (self.name,))
-        with self._lock:
-            self.stats.record_reward(shown.item_id, reward)

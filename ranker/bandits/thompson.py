@@ -13,8 +13,6 @@ sampled score beats the strongest candidate the slate left out.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ranker.bandits.base import (
@@ -22,28 +20,23 @@ from ranker.bandits.base import (
     PRIOR_REWARDS,
     PRIOR_SHOWS,
     RankContext,
-    ShownItem,
     Slate,
-    check_update,
     explored_mask,
     propensities_against_rival,
     top_k_order,
 )
+from ranker.bandits.count_policy import CountPolicy
 from ranker.bandits.item_stats import ItemStatsStore
 
 
-class BetaThompson:
+class BetaThompson(CountPolicy):
     name = "thompson"
 
     def __init__(
         self, stats: ItemStatsStore, feedback_weight: float = 1.0, seed: int = 0, name: str = ""
     ) -> None:
-        """`name`: "" keeps the class's name; the registry names variants."""
-        self.name = name or self.name
-        self.stats = stats
-        self.feedback_weight = feedback_weight
+        super().__init__(stats, feedback_weight, name)
         self._rng = np.random.default_rng(seed)
-        self._lock = threading.Lock()
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
@@ -60,7 +53,7 @@ class BetaThompson:
             indices = top_k_order(scores, top_k)
             total = alpha + beta
             score_std = self.feedback_weight * np.sqrt(alpha * beta / (total**2 * (total + 1.0)))
-            self.stats.record_shows([context.item_ids[i] for i in indices])
+            self.record_shows(context, indices)
             return Slate(
                 indices=indices,
                 scores=scores[indices],
@@ -70,8 +63,3 @@ class BetaThompson:
                 explored=explored_mask(indices, exploit, top_k),
                 policy=self.name,
             )
-
-    def update(self, shown: ShownItem, reward: float) -> None:
-        check_update(shown, reward, (self.name,))
-        with self._lock:
-            self.stats.record_reward(shown.item_id, reward)

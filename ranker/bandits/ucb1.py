@@ -10,33 +10,26 @@ starved. Deterministic, so propensities are 1.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from ranker.bandits.base import (
     RankContext,
-    ShownItem,
     Slate,
-    check_update,
     content_and_feedback,
     slate_from_scores,
 )
+from ranker.bandits.count_policy import CountPolicy
 from ranker.bandits.item_stats import ItemStatsStore
 
 
-class UCB1:
+class UCB1(CountPolicy):
     name = "ucb1"
 
     def __init__(
         self, stats: ItemStatsStore, exploration: float, feedback_weight: float, name: str = ""
     ) -> None:
-        """`name`: "" keeps the class's name; the registry names variants."""
-        self.name = name or self.name
-        self.stats = stats
+        super().__init__(stats, feedback_weight, name)
         self.exploration = exploration
-        self.feedback_weight = feedback_weight
-        self._lock = threading.Lock()
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         with self._lock:
@@ -44,10 +37,5 @@ class UCB1:
             bonus = self.exploration * np.sqrt(np.log1p(self.stats.total_shows) / (1.0 + shows))
             bonus *= self.feedback_weight
             slate = slate_from_scores(exploit + bonus, exploit, top_k, self.name)
-            self.stats.record_shows([context.item_ids[i] for i in slate.indices])
+            self.record_shows(context, slate.indices)
             return slate
-
-    def update(self, shown: ShownItem, reward: float) -> None:
-        check_update(shown, reward, (self.name,))
-        with self._lock:
-            self.stats.record_reward(shown.item_id, reward)
