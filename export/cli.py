@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-if-current",
         action="store_true",
-        help="do nothing if the newest version has the same weights, target and precision",
+        help="do nothing if the newest version has the same weights, target and precision "
+        "and was written by this exporter's code",
     )
     parser.add_argument(
         "--verify-only",

@@ -1,6 +1,6 @@
 """A request's latency budget as a monotonic deadline that every stage reads from, and the
-estimates that let the ranker keep it: what the stages after embedding need, and what a request
-costs the event loop."""
+estimates that let the ranker keep it: what the stages after embedding need, and how late the
+event loop runs."""
 
 from __future__ import annotations
 
