@@ -28,7 +28,12 @@ def load_encoder(source: SourceModel) -> LoadedEncoder:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:
-        encoder = AutoModel.from_pretrained(source.path, local_files_only=True)
+        # Eager attention traces to the plain MatMul-softmax pattern that ONNX Runtime fuses
+        # into its Attention kernel and TensorRT into its own; SDPA's trace hides it behind
+        # NaN guards that neither recognises.
+        encoder = AutoModel.from_pretrained(
+            source.path, local_files_only=True, attn_implementation="eager"
+        )
         tokenizer = AutoTokenizer.from_pretrained(source.path, local_files_only=True)
     except (OSError, ValueError) as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -16,12 +16,13 @@ import transformers
 
 from export.encoder import load_encoder
 from export.manifest import build_manifest, write_manifest
-from export.model_config import CONFIG_NAME, ServingOptions, render_config
+from export.model_config import CONFIG_NAME, Embedder, ServingOptions, render_config
 from export.onnx_graph import EmbeddingGraph, export_onnx
 from export.parity import (
     MIN_COSINE,
     PROBE_TEXTS,
     ParityError,
+    check_parity,
     reference_embeddings,
     run_gate,
 )
@@ -65,17 +66,32 @@ def export_version(
             export_onnx(graph, onnx_path, opset)
         served_dir = Path(scratch) / "version"
         served_dir.mkdir()
+        reference = reference_embeddings(graph, tokenizer)
+
+        def worst_cosine(embed: Embedder) -> float:
+            return check_parity(
+                reference,
+                tokenizer,
+                embed,
+                threshold=threshold,
+                max_batch_size=options.max_batch_size,
+            ).worst_cosine
+
         context = BuildContext(
             max_batch_size=options.max_batch_size,
             max_seq_len=max_seq_len,
             repository=model_dir.parent,
             log=log,
+            num_heads=loaded.encoder.config.num_attention_heads,
+            hidden_size=loaded.hidden_size,
+            min_cosine=threshold,
+            worst_cosine=worst_cosine,
         )
         target_details = target.build(onnx_path, served_dir, context)
         log(f"checking parity ({len(PROBE_TEXTS)} texts, batch 1 and {options.max_batch_size})...")
         try:
             parity = run_gate(
-                reference_embeddings(graph, tokenizer),
+                reference,
                 tokenizer,
                 target.embedders(served_dir),
                 threshold=threshold,

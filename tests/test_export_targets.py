@@ -3,6 +3,7 @@ the parity gate's two batch sizes, and `--verify-only`, on a tiny random BERT.""
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,11 @@ import export.cli
 import export.parity
 import export.rollout
 from export.cli import main
-from export.model_config import INPUT_NAMES, ServingOptions, render_config
+from export.model_config import INPUT_NAMES, Embedder, ServingOptions, render_config
 from export.onnx_graph import EmbeddingGraph, export_onnx
 from export.parity import MIN_COSINE, PROBE_TEXTS, check_parity, reference_embeddings
 from export.serving_tokenizer import TOKENIZER_DIR
-from export.targets import TargetSettings, make_target
+from export.targets import BuildContext, TargetSettings, make_target
 from export.targets.mixed_precision import (
     FP32_OP_TYPES,
     mask_arithmetic_nodes,
@@ -222,7 +223,7 @@ def test_onnxruntime_on_cpu_and_int8_default_to_kind_cpu() -> None:
     assert (int8.instance_kind, int8.precision) == ("KIND_CPU", "int8")
 
 
-def test_int8_quantises_every_matmul_weight_per_channel_and_passes_the_int8_gate(
+def test_int8_quantises_every_projection_and_attention_block_per_channel(
     tmp_path: Path, tiny_model_dir: Path, capsys
 ) -> None:
     args = ("--model-dir", tiny_model_dir, "--repository", tmp_path, "--max-batch-size", "8")
@@ -231,20 +232,116 @@ def test_int8_quantises_every_matmul_weight_per_channel_and_passes_the_int8_gate
     version_dir = tmp_path / "bert_encoder" / "1"
     graph = onnx.load(version_dir / "model.onnx")
     ops = [node.op_type for node in graph.graph.node]
-    assert ops.count("MatMulInteger") == 12  # 2 layers x (q, k, v, out, ffn in, ffn out)
+    # Fused first: 2 layers x (attention, its output, ffn in, ffn out), none left in fp32.
+    assert (ops.count("QAttention"), ops.count("MatMulInteger")) == (2, 6)
+    assert "MatMul" not in ops and "Attention" not in ops
     weights = {tensor.name: tensor for tensor in graph.graph.initializer}
-    scales = [
-        weights[node.input[3]] for node in graph.graph.node if node.op_type == "MatMulInteger"
+    # (weight, its scale) per quantised node: one scale per output column, never one per tensor.
+    quantised = [
+        (weights[n.input[1]], weights[n.input[4] if n.op_type == "QAttention" else n.input[3]])
+        for n in graph.graph.node
+        if n.op_type in ("QAttention", "MatMulInteger")
     ]
-    # One scale per output channel, never one per tensor; the embedding tables stay fp32.
-    b_inputs = [weights[n.input[1]] for n in graph.graph.node if n.op_type == "MatMulInteger"]
-    assert [list(s.dims) for s in scales] == [[b.dims[1]] for b in b_inputs]
-    assert all(len(s.dims) == 1 and s.dims[0] > 1 for s in scales)
-    assert "DequantizeLinear" not in ops
+    assert all(list(scale.dims) == [weight.dims[1]] for weight, scale in quantised)
+    assert "DequantizeLinear" not in ops  # the embedding tables stay fp32
     manifest = json.loads((version_dir / "manifest.json").read_text())
     assert (manifest["target"], manifest["precision"]) == ("python-ort", "int8")
+    assert (manifest["int8_layers"], manifest["fp32_layers"]) == (8, [])
+    assert manifest["ort_fused_ops"]["Attention"] == 2
     assert manifest["parity"]["min_cosine"] == 0.99
     assert manifest["parity"]["worst_cosine"] >= 0.99
+
+
+@pytest.fixture(scope="module")
+def fused_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    from export.encoder import load_encoder
+    from export.source import inspect_source
+    from export.targets.ort_graph import fuse_transformer
+
+    loaded = load_encoder(inspect_source(tiny_model_dir))
+    scratch = tmp_path_factory.mktemp("fused")
+    export_onnx(EmbeddingGraph(loaded.encoder), scratch / "plain.onnx", 17)
+    config = loaded.encoder.config
+    fused = fuse_transformer(
+        scratch / "plain.onnx",
+        scratch / "fused.onnx",
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+    )
+    assert fused["Attention"] == config.num_hidden_layers
+    return scratch / "fused.onnx"
+
+
+def build_context(
+    repository: Path,
+    *,
+    max_batch_size: int = 8,
+    max_seq_len: int = 32,
+    worst_cosine: Callable[[Embedder], float] = lambda _embed: 1.0,
+) -> BuildContext:
+    return BuildContext(
+        max_batch_size=max_batch_size,
+        max_seq_len=max_seq_len,
+        repository=repository,
+        log=print,
+        num_heads=2,
+        hidden_size=32,
+        min_cosine=0.99,
+        worst_cosine=worst_cosine,
+    )
+
+
+def scored_by_errors(
+    int8_path: Path, error: dict[str, float], *, crowding: float = 0.0
+) -> Callable[[Embedder], float]:
+    """A gate that scores the quantised graph by the errors given for the nodes it quantised (the
+    nodes still there under their fp32 names were kept), plus `crowding` for each one beyond the
+    first: errors that do not simply add up."""
+
+    def worst_cosine(_embed: Embedder) -> float:
+        kept = {node.name for node in onnx.load(int8_path).graph.node}
+        quantised = [err for node, err in error.items() if node not in kept]
+        return 1.0 - sum(quantised) - crowding * max(len(quantised) - 1, 0)
+
+    return worst_cosine
+
+
+@pytest.mark.parametrize(
+    ("crowding", "kept"),
+    [
+        pytest.param(0.0, [3, 6], id="errors-add-up"),  # 0.013 in all, 0.008 allowed: 2 out
+        pytest.param(0.0005, [3, 6, 0], id="errors-compound"),  # the estimate falls short by one
+    ],
+)
+def test_int8_keeps_the_layers_with_the_largest_errors_in_fp32_until_the_gate_passes(
+    tmp_path: Path, fused_tiny: Path, crowding: float, kept: list[int]
+) -> None:
+    from export.targets.int8_selection import quantize_within_gate
+    from export.targets.ort_graph import int8_candidates
+
+    nodes = int8_candidates(fused_tiny)
+    error = dict.fromkeys(nodes, 0.001)
+    error[nodes[3]], error[nodes[6]] = 0.004, 0.003
+    gate = scored_by_errors(tmp_path / "int8.onnx", error, crowding=crowding)
+    context = build_context(tmp_path, worst_cosine=gate)
+
+    record = quantize_within_gate(fused_tiny, tmp_path / "int8.onnx", context)
+
+    fp32 = [nodes[i] for i in kept]
+    assert record == {"int8_layers": len(nodes) - len(kept), "fp32_layers": fp32}
+    served = {node.name for node in onnx.load(tmp_path / "int8.onnx").graph.node}
+    assert sorted(name for name in nodes if name in served) == sorted(fp32)
+
+
+def test_int8_that_no_layer_can_take_is_refused(tmp_path: Path, fused_tiny: Path) -> None:
+    from export.targets.int8_selection import quantize_within_gate
+    from export.targets.ort_graph import int8_candidates
+
+    error = dict.fromkeys(int8_candidates(fused_tiny), 0.02)
+    context = build_context(tmp_path, worst_cosine=scored_by_errors(tmp_path / "int8.onnx", error))
+
+    with pytest.raises(export.parity.ParityError, match="with any layer quantised"):
+        quantize_within_gate(fused_tiny, tmp_path / "int8.onnx", context)
 
 
 def test_min_cosine_replaces_the_gate_and_verify_only_keeps_to_it(
@@ -317,9 +414,7 @@ def test_tensorrt_config_is_a_plan_on_the_gpu_with_the_profile_max_as_batch_size
 
 
 def test_tensorrt_profiles_default_to_the_serving_limits_and_check_the_sequence() -> None:
-    from export.targets import BuildContext
-
-    context = BuildContext(max_batch_size=64, max_seq_len=256, repository=Path("."), log=print)
+    context = build_context(Path("."), max_batch_size=64, max_seq_len=256)
     assert TensorRTTarget().profiles(context) == (ShapeProfile(1, 64, 64), ShapeProfile(1, 32, 256))
     assert TensorRTTarget().fit_sequence_length(longest=256, shortest=2) == 256
     with pytest.raises(export.cli.ExportInputError, match="above the model's maximum"):

@@ -33,6 +33,12 @@ class BuildContext:
     max_seq_len: int
     repository: Path  # a target may keep caches beside the versions (TensorRT's timing cache)
     log: Callable[[str], None]
+    num_heads: int  # ONNX Runtime's attention fusion needs the head layout
+    hidden_size: int
+    min_cosine: float  # the parity gate this build must pass
+    # The gate's worst cosine for a candidate graph: a target that trades accuracy for speed
+    # (int8's choice of layers) measures each choice by the gate that will judge it.
+    worst_cosine: Callable[[Embedder], float]
 
 
 class Target(Protocol):

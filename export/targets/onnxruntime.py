@@ -29,8 +29,8 @@ class OnnxRuntimeTarget(OnnxRuntimeServed):
         return {"intra_op_thread_count": str(options.threads)}
 
     def build(self, onnx_path: Path, out_dir: Path, context: BuildContext) -> dict[str, Any]:
-        write_ort_model(onnx_path, out_dir / MODEL_FILE, self.precision, context)
-        return {"instance_kind": self.instance_kind}
+        details = write_ort_model(onnx_path, out_dir / MODEL_FILE, self.precision, context)
+        return {**details, "instance_kind": self.instance_kind}
 
     def embedders(self, version_dir: Path) -> dict[str, Embedder]:
         return {MODEL_FILE: ort_embedder(version_dir / MODEL_FILE)}

@@ -1,8 +1,9 @@
 """python-ort: ONNX Runtime inside Triton's Python backend.
 
 It runs on any tritonserver with the Python backend, including the one bundled with PyTriton,
-which ships no onnxruntime backend. The version dir holds the graph twice: `model.onnx`, portable,
-and `model.optimized.onnx`, optimised here once, which the served model loads instead when its
+which ships no onnxruntime backend. The version dir holds the graph twice: `model.onnx`, fused
+into ONNX Runtime's transformer kernels (any recent ONNX Runtime runs it), and
+`model.optimized.onnx`, optimised further here once, which the served model loads instead when its
 ONNX Runtime is the version that wrote it (see `python_ort_model.py`): no optimisation at each
 load, and nothing written into a version dir that may be read-only.
 """
@@ -15,12 +16,13 @@ import onnxruntime
 
 from export.model_config import Embedder, ServingOptions
 from export.targets import BuildContext
+from export.targets.int8_selection import quantize_within_gate
 from export.targets.ort_graph import (
     OFFLINE_LEVEL,
     OnnxRuntimeServed,
+    fuse_transformer,
     optimize_offline,
     ort_embedder,
-    quantize_int8,
 )
 
 MODEL_SOURCE = Path(__file__).with_name("python_ort_model.py")
@@ -38,17 +40,19 @@ class PythonOrtTarget(OnnxRuntimeServed):
         return {"intra_op_threads": str(options.threads)}
 
     def build(self, onnx_path: Path, out_dir: Path, context: BuildContext) -> dict[str, Any]:
-        served = write_ort_model(onnx_path, out_dir / MODEL_FILE, self.precision, context)
+        served = out_dir / MODEL_FILE
+        details = write_ort_model(onnx_path, served, self.precision, context)
         context.log(f"optimising the graph offline ({OFFLINE_LEVEL}, CPU)...")
         optimize_offline(served, out_dir / OPTIMIZED_FILE)
         shutil.copyfile(MODEL_SOURCE, out_dir / "model.py")
         return {
+            **details,
             "ort_optimized": {
                 "file": OPTIMIZED_FILE,
                 "level": OFFLINE_LEVEL,
                 "execution_provider": "CPUExecutionProvider",
                 "onnxruntime": onnxruntime.__version__,
-            }
+            },
         }
 
     def embedders(self, version_dir: Path) -> dict[str, Embedder]:
@@ -60,11 +64,19 @@ class PythonOrtTarget(OnnxRuntimeServed):
 
 def write_ort_model(
     onnx_path: Path, destination: Path, precision: str, context: BuildContext
-) -> Path:
-    """The plain graph, or its int8 quantisation: the file ONNX Runtime serves."""
+) -> dict[str, Any]:
+    """The fused graph, or its int8 quantisation: the file ONNX Runtime serves. Returns what the
+    manifest records about it."""
+    context.log("fusing attention, LayerNorm and GELU for ONNX Runtime...")
+    fused_path = destination.with_name(f"fused-{destination.name}")
+    fused = fuse_transformer(
+        onnx_path, fused_path, num_heads=context.num_heads, hidden_size=context.hidden_size
+    )
+    details: dict[str, Any] = {"ort_fused_ops": fused}
     if precision == "int8":
         context.log("quantising to int8 (dynamic, per-channel weights)...")
-        quantize_int8(onnx_path, destination)
+        details |= quantize_within_gate(fused_path, destination, context)
+        fused_path.unlink()
     else:
-        shutil.copyfile(onnx_path, destination)
-    return destination
+        fused_path.replace(destination)
+    return details
