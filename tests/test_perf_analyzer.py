@@ -119,18 +119,18 @@ def sweep_point(concurrency: int, throughput: float) -> dict[str, str]:
 
 def test_comparison_rows_relate_every_point_to_the_in_process_figures():
     sweeps = {
-        "fp32": [sweep_point(2, 270.0), sweep_point(1, 180.0)],
-        "int8": [sweep_point(1, 320.0)],
+        "fp32": {"text_encoder": [sweep_point(2, 270.0), sweep_point(1, 180.0)]},
+        "int8": {"text_encoder": [sweep_point(1, 320.0)]},
     }
     figures = {
         "fp32": {"onnxruntime": 300.0, "sentence_transformers": 100.0},
         "int8": {"onnxruntime": 400.0},
     }
     rows = perf.comparison_rows(sweeps, figures)
-    assert [(row["variant"], row["concurrency"]) for row in rows] == [
-        ("fp32", 1),
-        ("fp32", 2),
-        ("int8", 1),
+    assert [(row["variant"], row["model"], row["concurrency"]) for row in rows] == [
+        ("fp32", "text_encoder", 1),
+        ("fp32", "text_encoder", 2),
+        ("int8", "text_encoder", 1),
     ]
     assert rows[1]["vs_onnxruntime_fp32"] == pytest.approx(0.9)
     assert rows[1]["vs_sentence_transformers_fp32"] == pytest.approx(2.7)
@@ -140,34 +140,46 @@ def test_comparison_rows_relate_every_point_to_the_in_process_figures():
     assert rows[0]["p50_ms"] == 20.0
 
 
-def test_target_verdicts_judge_the_best_fp32_point_only():
+def test_target_verdicts_judge_each_sweep_at_its_best_point_against_fp32_in_process():
     sweeps = {
-        "fp32": [sweep_point(1, 200.0), sweep_point(2, 280.0)],
-        "int8": [sweep_point(1, 900.0)],
+        "fp32": {
+            "bert_encoder": [sweep_point(1, 200.0), sweep_point(2, 280.0)],
+            "text_encoder": [sweep_point(1, 250.0)],
+        },
+        "int8": {"bert_encoder": [sweep_point(1, 900.0), sweep_point(2, 600.0)]},
     }
     figures = {"fp32": {"onnxruntime": 300.0, "sentence_transformers": 180.0}}
     verdicts = perf.target_verdicts(perf.comparison_rows(sweeps, figures))
-    assert verdicts == [
-        "target: fp32 through Triton >= 0.9x onnxruntime (best, concurrency 2): 0.93x, met",
-        "target: fp32 through Triton >= 1.7x sentence_transformers (best, concurrency 2): "
-        "1.56x, MISSED",
+    prefix = "target: fp32 bert_encoder through Triton"
+    assert verdicts[:2] == [
+        f"{prefix} >= 0.9x fp32 onnxruntime (best, concurrency 2): 0.93x, met",
+        f"{prefix} >= 1.7x fp32 sentence_transformers (best, concurrency 2): 1.56x, MISSED",
     ]
+    assert verdicts[2].endswith("onnxruntime (best, concurrency 1): 0.83x, MISSED")
+    assert verdicts[5] == (
+        "target: int8 bert_encoder through Triton >= 1.7x fp32 sentence_transformers "
+        "(best, concurrency 1): 5.00x, met"
+    )
 
 
 def test_format_comparison_shows_a_dash_where_a_ratio_does_not_apply():
-    sweeps = {"fp32": [sweep_point(1, 150.0)], "int8": [sweep_point(1, 240.0)]}
+    sweeps = {
+        "fp32": {"bert_encoder": [sweep_point(1, 150.0)]},
+        "int8": {"bert_encoder": [sweep_point(1, 240.0)]},
+    }
     figures = {"fp32": {"onnxruntime": 300.0}, "int8": {"onnxruntime": 480.0}}
     lines = perf.format_comparison(perf.comparison_rows(sweeps, figures), 32).splitlines()
     assert lines[1].split() == [
         "variant",
+        "model",
         "concurrency",
         "triton_emb_per_s",
         "p50_ms",
         "vs_onnxruntime_fp32",
         "vs_onnxruntime_int8",
     ]
-    assert lines[2].split() == ["fp32", "1", "150.00", "20.00", "0.50", "-"]
-    assert lines[3].split() == ["int8", "1", "240.00", "20.00", "0.80", "0.50"]
+    assert lines[2].split() == ["fp32", "bert_encoder", "1", "150.00", "20.00", "0.50", "-"]
+    assert lines[3].split() == ["int8", "bert_encoder", "1", "240.00", "20.00", "0.80", "0.50"]
 
 
 def test_compare_without_the_fp32_reference_is_refused(capsys):
