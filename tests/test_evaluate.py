@@ -30,6 +30,7 @@ from next_basket.significance import paired_bootstrap
 from next_basket.trade_off import SHIFTS
 
 from ranker.interest import HistoryEvent, RecencyWeightedInterest
+from ranker.interest.streams import StreamWeights
 from ranker.v1 import ranker_pb2
 
 COLUMNS = Columns()
@@ -234,7 +235,7 @@ def test_logistic_weights_recover_the_model_that_drew_the_labels() -> None:
 
 
 def test_cli_writes_the_tables_and_intervals(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     transactions = shop(customers=12, invoices=6, items=40)
     lines = [
@@ -251,11 +252,22 @@ def test_cli_writes_the_tables_and_intervals(
 
     monkeypatch.setattr(evaluate, "cached_embeddings", fake_embeddings)
     data = str(tmp_path / "shop.parquet")
+    weights = tmp_path / "weights.json"
     argv = ["--data", data, "--negatives", "10", "--out", str(tmp_path), "--tune"]
-    assert evaluate.main(argv) == 0
+    assert evaluate.main([*argv, "--refit", str(weights)]) == 0
     report = json.loads((tmp_path / "next_basket.json").read_text())
     assert report["customers"] == 12
-    assert set(report["results"]) >= {"buy_again", "text_interest", evaluate.SERVED, evaluate.TUNED}
+    assert set(report["results"]) >= {
+        "buy_again",
+        "text_interest",
+        evaluate.SERVED,
+        evaluate.EVOLVING,
+        evaluate.TUNED,
+    }
+    refitted = StreamWeights.load(weights)
+    assert len(refitted.discovery_content) == 8  # the fake encoder's size
+    assert refitted.discovery_shift == report["served_discovery_shift"]
+    assert [row["served"] for row in report["two_streams"]].count(True) == 1
     assert set(report["results"]["buy_again"]) == {Tables.ALL, Tables.NEW, Tables.NEW_ONLY}
     assert set(report["bootstrap_95"]) == {
         f"{table}: vs {baseline}" for table, baseline in evaluate.COMPARISONS
@@ -266,6 +278,8 @@ def test_cli_writes_the_tables_and_intervals(
         assert set(row["test"]) == {Tables.ALL, Tables.NEW, Tables.NEW_ONLY}
         assert row["meets_targets_on_validation"] == (min(row["validation_margins"].values()) > 0)
     assert (tmp_path / "next_basket.csv").read_text().startswith("table,method,recall@10")
+    assert evaluate.main([*argv, "--refit", str(tmp_path / "absent" / "weights.json")]) == 2
+    assert "error: cannot write" in capsys.readouterr().err
 
 
 def test_cli_rejects_a_missing_file_or_column(

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from ranker.interest import (
     default_interest_model,
 )
 from ranker.interest.similarity import history_items
-from ranker.interest.streams import StreamWeights, TwoStreamInterest
+from ranker.interest.streams import TwoStreamInterest, fitted_weights
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2
 
@@ -216,7 +218,7 @@ def test_discovery_shift_lifts_new_items_only():
     ids, candidates = ["staple", "like a lamp"], np.stack([A, A])
     plain = TwoStreamInterest().profile(events, vectors).relevance(ids, candidates)
     lifted = (
-        TwoStreamInterest(StreamWeights(discovery_shift=3.0))
+        TwoStreamInterest(replace(fitted_weights(), discovery_shift=3.0))
         .profile(events, vectors)
         .relevance(ids, candidates)
     )

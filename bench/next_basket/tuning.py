@@ -1,4 +1,5 @@
-"""Choosing the default interest model's parameters on a validation split, never on the test.
+"""Choosing the evolving interest model's parameters (whose profile the served two-stream model
+reads too) on a validation split, never on the test.
 
 The validation episodes predict each customer's second-to-last invoice from the history before
 it, so the last invoice stays unseen until the final evaluation. The profile's parts are scored

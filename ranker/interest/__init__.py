@@ -1,7 +1,7 @@
 """The user's interest, built from their history, and how relevant each candidate is to it."""
 
 from .base import EVENT_WEIGHTS, CosineProfile, HistoryEvent, InterestModel, UserProfile
-from .default import default_interest_model
+from .default import default_interest_model, interest_params
 from .evolving import EvolvingInterest, EvolvingInterestParams, EvolvingProfile
 from .recency import RecencyWeightedInterest
 from .streams import StreamWeights, TwoStreamInterest, TwoStreamProfile
@@ -20,4 +20,5 @@ __all__ = [
     "TwoStreamProfile",
     "UserProfile",
     "default_interest_model",
+    "interest_params",
 ]

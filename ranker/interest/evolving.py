@@ -1,4 +1,5 @@
-"""The default interest model: repeat behaviour and an evolving text interest on one scale.
+"""Repeat behaviour and an evolving text interest on one hand-set scale; its profile (parts,
+vector, drift) is what the served two-stream model (streams.py) builds on.
 
 A candidate the user took before is scored by id: a boost for being known, the recency-weighted
 share of baskets holding it, and how recently it was taken. Every candidate, known or not, also
@@ -16,8 +17,9 @@ items); neutral on Online Retail II, whose invoices are weeks apart.
 The scale, for the reward lift the policies add (about -0.1 to 0.9 times feedback_weight): at
 the defaults a purchased item scores about 1 to 2.3 and a new one -0.03 to 0.03, so feedback
 reorders items within each band but at feedback_weight 1 never lifts a new item above a
-purchased one (above an item only viewed, yes). The two-stream model (streams.py) puts both on one
-probability scale instead; bench/evaluate.py prints how it trades all items for new ones.
+purchased one (above an item only viewed, yes). That fixed band is why this model misses the
+new-items target of bench/evaluate.py; the two-stream model puts both on one learned probability
+scale instead.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from .base import EVENT_WEIGHTS, HistoryEvent, cosine, unit
 from .recency import RecencyWeightedInterest
-from .repeat import RepeatScores, repeat_scores
+from .repeat import HABITS, RepeatScores, repeat_scores
 from .similarity import HistoryItems, history_items
 
 
@@ -55,7 +57,7 @@ class EvolvingInterestParams:
     interest_weight: float = 0.03
 
 
-PARTS = ("known", "frequency", "recent", "similarity", "interest")
+PARTS = ("known", "frequency", "recent", "similarity", "interest", *HABITS)
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,11 @@ class EvolvingProfile:
     params: EvolvingInterestParams
 
     def parts(self, item_ids: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
-        """The unweighted scores `relevance` sums, each float64 per candidate (for tuning)."""
+        """The unweighted scores `relevance` sums, each float64 per candidate (for tuning), and
+        the user's habits repeated per candidate (for the two-stream model)."""
         return {
             **self.repeats.of(item_ids),
+            **{name: np.full(len(item_ids), self.repeats.habits[name]) for name in HABITS},
             "similarity": self.items.soft_max_similarity(
                 item_ids, vectors, self.params.similarity_temperature
             ),

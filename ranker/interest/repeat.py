@@ -2,7 +2,9 @@
 
 About half of a retail basket are items bought before, and only the user's own history finds
 them. Events at the same time form one basket (an invoice, a session), so an item counts once
-per basket however many lines it has.
+per basket however many lines it has. The user's habits (how often they take an item again, how
+many and how large their baskets are) say how much of the next basket repeats are likely to fill:
+the two-stream model weighs old against new items with them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class RepeatScores:
     frequency: np.ndarray
     # Strength in the latest basket with the item, halved every `recent_baskets` baskets since.
     recent: np.ndarray
+    # The user's habits, one number each (see HABITS).
+    habits: Mapping[str, float]
 
     def of(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Each score per candidate, 0 for candidates that are not history items."""
@@ -41,6 +45,31 @@ class RepeatScores:
         }
 
 
+# Share of basket items after the first basket that the user took before (with one repeat and
+# one new item as prior), and the logs of the number of baskets, their mean size and the number
+# of distinct items.
+HABITS = ("repeat_share", "baskets", "basket_size", "variety")
+
+
+def habits(presence: np.ndarray) -> dict[str, float]:
+    """From the items x baskets presence matrix, baskets oldest first."""
+    taken = presence > 0
+    items, baskets = taken.shape
+    pairs = int(taken.sum())
+    after_first = pairs - int(taken[:, 0].sum())
+    # Each item's first basket is not a repeat; every later one is.
+    repeats = pairs - items
+    return {
+        "repeat_share": (repeats + 1.0) / (after_first + 2.0),
+        "baskets": float(np.log(baskets)),
+        "basket_size": float(np.log(pairs / baskets)),
+        "variety": float(np.log(items)),
+    }
+
+
+NO_HABITS = {"repeat_share": 0.5, "baskets": 0.0, "basket_size": 0.0, "variety": 0.0}
+
+
 def repeat_scores(
     events: Sequence[HistoryEvent],
     event_weights: Mapping[int, float],
@@ -49,7 +78,7 @@ def repeat_scores(
 ) -> RepeatScores:
     if not events:
         empty = np.zeros(0)
-        return RepeatScores({}, empty, empty, empty)
+        return RepeatScores({}, empty, empty, empty, NO_HABITS)
     strength = type_weights(events, event_weights) / max(event_weights.values())
     basket_times, basket = np.unique([e.time_s for e in events], return_inverse=True)
     index: dict[str, int] = {}
@@ -65,4 +94,5 @@ def repeat_scores(
         known=presence.max(axis=1),
         frequency=presence @ weights / weights.sum(),
         recent=presence[np.arange(len(index)), latest] * np.exp2(-baskets_since / recent_baskets),
+        habits=habits(presence),
     )

@@ -1,41 +1,94 @@
-"""Repeats and discoveries as two streams, merged by calibrated probability: a pluggable
-alternative to the default's single linear scale.
+"""The default interest model: repeats and new items as two streams, merged by a learned
+probability of being taken next.
 
 Items the user took before (the repeat stream: their repeat frequency, recency and similarity to
 the rest of the history) and new items (the discovery stream: their similarity to single history
-items and to the interest vector) each get a logistic probability of being taken next, fitted
-per stream on a validation split (bench/evaluate.py refits it). Sorting by a calibrated
-probability maximises the expected hits at every k, so no top_k is needed. `discovery_shift`
-adds log-odds to new items: it trades accuracy on all items for accuracy on the new ones.
+items and to the short-term interest) each get a logistic probability of being in the next
+basket. Both streams also read the user's habits (how often they take an item again, how many
+and how large their baskets are), so a heavy re-buyer's old items rise above close new items
+and a user who rarely repeats sees close new items first; and a learned prior on the candidate's
+text (its embedding times per-stream content weights: which kinds of items people take again,
+which they try), which applies only to embeddings of the size it was fitted on.
 
-Relevance is that probability, in [0, 1]: the same unit as the reward rate whose lift (about
+The weights are fitted on earlier invoices than any evaluated one (stream_weights.json;
+`bench/evaluate.py --refit` refits them). `discovery_shift` adds log-odds to new items: it trades
+accuracy on all items for accuracy on the new ones and is chosen on a validation split.
+
+Relevance is the probability, in [0, 1]: the same unit as the reward rate whose lift (about
 -0.1 to 0.9, times feedback_weight) the policies add, so one observed reward moves an item as
 far as a comparable change in its chance of being taken.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from .base import EVENT_WEIGHTS, HistoryEvent
 from .evolving import EvolvingInterest, EvolvingInterestParams, EvolvingProfile
+from .repeat import HABITS
 
-REPEAT_PARTS = ("frequency", "recent", "similarity")
-DISCOVERY_PARTS = ("similarity", "interest")
+REPEAT_PARTS = ("frequency", "recent", "similarity", *HABITS)
+DISCOVERY_PARTS = ("similarity", "interest", *HABITS)
+WEIGHTS_PATH = Path(__file__).with_name("stream_weights.json")
+WEIGHT_LISTS = ("repeat", "discovery", "repeat_content", "discovery_content")
 
 
 @dataclass(frozen=True)
 class StreamWeights:
-    """Logistic weights, the bias first, then one per part in REPEAT_PARTS / DISCOVERY_PARTS.
+    """Logistic weights per stream: the bias first, then one per part in REPEAT_PARTS /
+    DISCOVERY_PARTS; the content weights multiply the candidate's embedding (empty: none)."""
 
-    Defaults: fitted on each customer's second-to-last invoice of Online Retail II."""
-
-    repeat: tuple[float, ...] = (-1.29, 1.65, 0.99, 0.83)
-    discovery: tuple[float, ...] = (-3.73, 3.68, 1.02)
+    repeat: tuple[float, ...]
+    discovery: tuple[float, ...]
+    repeat_content: tuple[float, ...] = ()
+    discovery_content: tuple[float, ...] = ()
     discovery_shift: float = 0.0
+
+    def save(self, path: Path, note: str) -> None:
+        stored = {
+            "note": note,
+            "repeat_parts": list(REPEAT_PARTS),
+            "discovery_parts": list(DISCOVERY_PARTS),
+            "discovery_shift": round(self.discovery_shift, 4),
+            **{name: [round(w, 5) for w in getattr(self, name)] for name in WEIGHT_LISTS},
+        }
+        path.write_text(json.dumps(stored) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> StreamWeights:
+        """Raises ValueError when the file was fitted for other parts than this code reads."""
+        stored = json.loads(path.read_text())
+        if (stored["repeat_parts"], stored["discovery_parts"]) != (
+            list(REPEAT_PARTS),
+            list(DISCOVERY_PARTS),
+        ):
+            raise ValueError(f"{path} was fitted on other parts; refit it")
+        return cls(
+            **{name: tuple(stored[name]) for name in WEIGHT_LISTS},
+            discovery_shift=float(stored["discovery_shift"]),
+        )
+
+
+@cache
+def fitted_weights() -> StreamWeights:
+    return StreamWeights.load(WEIGHTS_PATH)
+
+
+def content_parts(vectors: np.ndarray, weights: StreamWeights) -> dict[str, np.ndarray]:
+    """Each stream's learned prior per row of `vectors`; 0 for embeddings of another size (the
+    weights belong to one encoder) and for rows without content."""
+    parts = {}
+    for name in ("repeat_content", "discovery_content"):
+        content = np.asarray(getattr(weights, name), dtype=vectors.dtype)
+        fits = vectors.ndim == 2 and vectors.shape[1] == len(content)
+        parts[name] = (vectors @ content).astype(np.float64) if fits else np.zeros(len(vectors))
+    return parts
 
 
 def log_odds(
@@ -47,9 +100,13 @@ def log_odds(
 
 def stream_probability(parts: Mapping[str, np.ndarray], weights: StreamWeights) -> np.ndarray:
     """Each candidate's probability from its own stream: repeat if the user took it, else
-    discovery (plus the shift)."""
-    repeat = log_odds(parts, REPEAT_PARTS, weights.repeat)
-    discovery = log_odds(parts, DISCOVERY_PARTS, weights.discovery) + weights.discovery_shift
+    discovery (plus the shift). `parts` holds the profile's parts and `content_parts`."""
+    repeat = log_odds(parts, REPEAT_PARTS, weights.repeat) + parts["repeat_content"]
+    discovery = (
+        log_odds(parts, DISCOVERY_PARTS, weights.discovery)
+        + parts["discovery_content"]
+        + weights.discovery_shift
+    )
     return 1.0 / (1.0 + np.exp(-np.where(parts["known"] > 0.0, repeat, discovery)))
 
 
@@ -60,12 +117,13 @@ class TwoStreamProfile:
     weights: StreamWeights
 
     def relevance(self, item_ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        return stream_probability(self.evolving.parts(item_ids, vectors), self.weights)
+        parts = self.evolving.parts(item_ids, vectors) | content_parts(vectors, self.weights)
+        return stream_probability(parts, self.weights)
 
 
 class TwoStreamInterest:
     """The evolving model's profile (vector, drift, short- and long-term interest unchanged)
-    with relevance from the two calibrated streams."""
+    with relevance from the two fitted streams."""
 
     def __init__(
         self,
@@ -73,7 +131,7 @@ class TwoStreamInterest:
         params: EvolvingInterestParams | None = None,
         event_weights: Mapping[int, float] = EVENT_WEIGHTS,
     ) -> None:
-        self.weights = weights or StreamWeights()
+        self.weights = weights or fitted_weights()
         self.evolving = EvolvingInterest(params, event_weights)
 
     @property
