@@ -10,7 +10,16 @@ Scenarios: `warm` (every text cached; a rate sweep that finds the highest rate w
 10 ms, and closed-loop saturation of Rank against a bare echo RPC on the same server), `cold`
 (every text new), `slow` (Triton's encoder sleeps `--slow-delay-ms` per batch, a config
 parameter) and `killed` (Triton killed mid-run and restarted; recovery is the time from Triton
-being ready again to the last degraded answer).
+being ready again to the last answer that found it unavailable).
+
+The generator runs in a process of its own, spawned before any clock starts: the scenario's
+own work (killing and restarting Triton forks and polls) never stalls its event loop. Latency
+runs from the moment a request is sent; how late the generator sent it (its event loop's own
+lateness, which also delays stamping answers) is reported as `lag_p99` beside the generator's
+CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handler time
+(`stage_ms` total) and `out_p99` the latency outside it: transport, gRPC and queueing in the
+ranker's event loop. Triton runs `--triton-nice` below the ranker's CPU priority, as it should
+on a shared host (docs/operations.md).
 
     python bench/load.py                      # all scenarios, results in bench/results/load.*
     python bench/load.py --scenarios warm --rates 300,500,700
@@ -23,6 +32,7 @@ import asyncio
 import csv
 import gc
 import json
+import multiprocessing
 import random
 import shutil
 import subprocess
@@ -32,6 +42,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 from launcher.ports import LOOPBACK, pick_free_port, pick_free_ports  # noqa: E402
 from launcher.ranker_process import RankerProcess  # noqa: E402
 from launcher.triton import TritonServer  # noqa: E402
+from ranker.embeddings import ENCODER_UNAVAILABLE  # noqa: E402
 from ranker.server import ECHO_METHOD  # noqa: E402
 from ranker.v1 import ranker_pb2 as pb  # noqa: E402
 
@@ -54,18 +66,40 @@ RESULTS = ROOT / "bench" / "results"
 HISTORY, CANDIDATES, TOP_K, BUDGET_MS = 50, 100, 10, 50
 P99_TARGET_MS = 10.0
 LATE_MS = BUDGET_MS + 5.0
+# Time for the generator process to receive a run's payloads and connect before its clock starts.
+GENERATOR_SETUP_S = 1.0
 EVENT_TYPES = (pb.EVENT_TYPE_VIEW, pb.EVENT_TYPE_CLICK, pb.EVENT_TYPE_PURCHASE)
 
 
 @dataclass
 class Sample:
-    scheduled: float
-    latency_ms: float
-    lag_ms: float  # how late the generator sent it: the client's own share of the latency
+    scheduled: float  # seconds from the run's start
+    latency_ms: float  # from sending to the answer
+    lag_ms: float  # how late the generator sent it: its own lateness, not the server's
     code: str
-    degraded: bool
+    degraded: tuple[str, ...]  # what the answer gave up; empty when nothing
     # The ranker's own time for it (stage_ms total); the rest is transport and queueing.
     server_ms: float
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """An open-loop run's schedule: Poisson arrivals at `rate` for `duration_s` from `start` (a
+    perf_counter reading: the machine's monotonic clock, the same in every process), payloads
+    used round robin."""
+
+    payloads: Sequence[bytes]
+    rate: float
+    duration_s: float
+    seed: int
+    start: float
+
+
+@dataclass
+class Run:
+    samples: list[Sample]
+    # Share of one core the generator process used during the run.
+    generator_cpu: float
 
 
 @dataclass
@@ -83,7 +117,9 @@ class Row:
     errors: dict[str, int]
     cache_hit_rate: float
     generator_lag_p99_ms: float
+    generator_cpu: float
     server_p99_ms: float
+    outside_handler_p99_ms: float
     notes: dict[str, float] = field(default_factory=dict)
 
 
@@ -130,9 +166,9 @@ async def _call(
         # As a production caller would: a deadline of the budget plus the lateness allowed.
         answer = await stub(payload, timeout=LATE_MS / 1000.0)
         response = pb.RankResponse.FromString(answer)
-        code, degraded, server_ms = "OK", bool(response.degraded), response.stage_ms["total"]
+        code, degraded, server_ms = "OK", tuple(response.degraded), response.stage_ms["total"]
     except grpc.aio.AioRpcError as error:
-        code, degraded, server_ms = error.code().name, False, float("nan")
+        code, degraded, server_ms = error.code().name, (), float("nan")
     done = time.perf_counter()
     samples.append(
         Sample(
@@ -146,22 +182,20 @@ async def _call(
     )
 
 
-async def open_loop(
-    address: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
-) -> list[Sample]:
-    """Poisson arrivals at `rate` for `duration_s`; payloads are used round robin."""
-    rng = np.random.default_rng(seed)
+async def open_loop(address: str, arrivals: Arrivals) -> list[Sample]:
+    rate, duration_s, start = arrivals.rate, arrivals.duration_s, arrivals.start
+    payloads = arrivals.payloads
+    rng = np.random.default_rng(arrivals.seed)
     offsets = np.cumsum(rng.exponential(1.0 / rate, size=int(rate * duration_s * 1.5) + 10))
     offsets = offsets[offsets < duration_s]
     samples: list[Sample] = []
     async with grpc.aio.insecure_channel(address) as channel:
         stub = channel.unary_unary(RANK_METHOD)
-        await stub(payloads[0], timeout=5.0)  # connected before the clock starts
+        await asyncio.wait_for(channel.channel_ready(), 5.0)  # connected before the clock starts
         # The generator's own collections would stall sends and answers and be counted as the
         # server's latency; it collects after the run instead.
         gc.disable()
         try:
-            start = time.perf_counter()
             tasks = []
             for i, offset in enumerate(offsets.tolist()):
                 delay = start + offset - time.perf_counter()
@@ -185,7 +219,7 @@ async def saturate(
     done = 0
     async with grpc.aio.insecure_channel(address) as channel:
         stub = channel.unary_unary(method)
-        await stub(payloads[0], timeout=5.0)
+        await asyncio.wait_for(channel.channel_ready(), 5.0)
         end = time.perf_counter() + duration_s
 
         async def caller(offset: int) -> None:
@@ -199,6 +233,31 @@ async def saturate(
         start = time.perf_counter()
         await asyncio.gather(*(caller(n) for n in range(concurrency)))
         return done / (time.perf_counter() - start)
+
+
+def generate(address: str, arrivals: Arrivals) -> Run:
+    """The generator process's side of `Stack.start`."""
+    cpu = time.process_time()
+    samples = asyncio.run(open_loop(address, arrivals))
+    busy_s = time.process_time() - cpu
+    return Run(samples, busy_s / max(time.perf_counter() - arrivals.start, arrivals.duration_s))
+
+
+def connect(address: str) -> None:
+    """Sets up gRPC's asyncio machinery in the generator process, so that a run's own setup
+    before its clock starts is short."""
+
+    async def ready() -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            await asyncio.wait_for(channel.channel_ready(), 5.0)
+
+    asyncio.run(ready())
+
+
+def saturation(
+    address: str, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
+) -> float:
+    return asyncio.run(saturate(address, method, payloads, concurrency, duration_s))
 
 
 def cache_counts(metrics_port: int) -> tuple[float, float]:
@@ -216,9 +275,10 @@ def cache_counts(metrics_port: int) -> tuple[float, float]:
 def summarise(
     scenario: str,
     rate: float,
-    samples: list[Sample],
+    run: Run,
     cache: tuple[tuple[float, float], tuple[float, float]],
 ) -> Row:
+    samples = run.samples
     latencies = np.array([s.latency_ms for s in samples])
     ok = [s for s in samples if s.code == "OK"]
     (hits0, misses0), (hits1, misses1) = cache
@@ -233,21 +293,32 @@ def summarise(
         max_ms=float(latencies.max()),
         past_budget=float((latencies > BUDGET_MS).mean()),
         late_over_budget_plus_5ms=int((latencies > LATE_MS).sum()),
-        degraded=sum(s.degraded for s in ok) / max(len(ok), 1),
+        degraded=sum(bool(s.degraded) for s in ok) / max(len(ok), 1),
         errors=dict(Counter(s.code for s in samples if s.code != "OK")),
         cache_hit_rate=(hits1 - hits0) / lookups if lookups else 0.0,
         generator_lag_p99_ms=float(np.percentile([s.lag_ms for s in samples], 99)),
-        server_p99_ms=float(np.percentile([s.server_ms for s in ok], 99)) if ok else float("nan"),
+        generator_cpu=run.generator_cpu,
+        server_p99_ms=_p99([s.server_ms for s in ok]),
+        outside_handler_p99_ms=_p99([s.latency_ms - s.server_ms for s in ok]),
     )
 
 
-class Stack:
-    """Triton and one ranker process on free loopback ports, Triton restartable in place."""
+def _p99(values: list[float]) -> float:
+    return float(np.percentile(values, 99)) if values else float("nan")
 
-    def __init__(self, repository: Path, ranker_args: Sequence[str]) -> None:
+
+class Stack:
+    """Triton and one ranker process on free loopback ports, Triton restartable in place, and
+    the load generator in a process of its own."""
+
+    def __init__(self, repository: Path, ranker_args: Sequence[str], triton_nice: int) -> None:
         grpc_port, http_port, metrics_port = pick_free_ports(3)
         self.triton = TritonServer(
-            repository, grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port
+            repository,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            niceness=triton_nice,
         )
         self.metrics_port = pick_free_port()
         self.repository = repository
@@ -259,29 +330,53 @@ class Stack:
             *ranker_args,
         ]
         self.ranker: RankerProcess | None = None
+        # Spawned, not forked: a fork would copy this process's gRPC and Triton client state.
+        self.generator = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
     def __enter__(self) -> Stack:
-        self.triton.start()
-        self.ranker = RankerProcess(
-            self.triton.grpc_url, self.repository, extra_args=self.ranker_args
-        ).start()
+        try:
+            self.triton.start()
+            self.ranker = RankerProcess(
+                self.triton.grpc_url, self.repository, extra_args=self.ranker_args
+            ).start()
+            self.generator.submit(connect, self.ranker.address).result()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.ranker is not None:
             self.ranker.stop()
         self.triton.stop()
+        self.generator.shutdown()
 
     @property
     def address(self) -> str:
         return self.ranker.address
 
+    def start(
+        self, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
+    ) -> tuple[Future[Run], float]:
+        """An open-loop run in the generator process, and the moment its clock starts."""
+        arrivals = Arrivals(
+            payloads, rate, duration_s, seed, time.perf_counter() + GENERATOR_SETUP_S
+        )
+        return self.generator.submit(generate, self.address, arrivals), arrivals.start
+
     def run(
         self, scenario: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
     ) -> Row:
         before = cache_counts(self.metrics_port)
-        samples = asyncio.run(open_loop(self.address, payloads, rate, duration_s, seed))
-        return summarise(scenario, rate, samples, (before, cache_counts(self.metrics_port)))
+        run = self.start(payloads, rate, duration_s, seed)[0].result()
+        return summarise(scenario, rate, run, (before, cache_counts(self.metrics_port)))
+
+    def saturate(
+        self, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
+    ) -> float:
+        """Closed-loop requests per second of `method`, from the generator process."""
+        args = (self.address, method, payloads, concurrency, duration_s)
+        return self.generator.submit(saturation, *args).result()
 
 
 def warm_up(address: str, payloads: Sequence[bytes]) -> None:
@@ -301,17 +396,13 @@ def warm_up(address: str, payloads: Sequence[bytes]) -> None:
 def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
     payloads = build_requests(titles, args.requests, seed=1)
     rows = []
-    with Stack(args.repository, []) as stack:
+    with Stack(args.repository, [], args.triton_nice) as stack:
         warm_up(stack.address, payloads)
         for rate in args.rates:
             rows.append(stack.run("warm", payloads, rate, args.duration, seed=int(rate)))
             print(format_row(rows[-1]), flush=True)
-        rank_rps = asyncio.run(
-            saturate(stack.address, RANK_METHOD, payloads, args.concurrency, args.duration)
-        )
-        echo_rps = asyncio.run(
-            saturate(stack.address, ECHO_METHOD, payloads, args.concurrency, args.duration)
-        )
+        rank_rps = stack.saturate(RANK_METHOD, payloads, args.concurrency, args.duration)
+        echo_rps = stack.saturate(ECHO_METHOD, payloads, args.concurrency, args.duration)
     holding = [row.rate for row in rows if row.p99_ms < P99_TARGET_MS and not row.errors]
     rows[-1].notes.update(
         {
@@ -327,7 +418,7 @@ def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> li
 def scenario_cold(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
     count = int(args.cold_rate * args.duration) + 10
     payloads = build_requests(titles, count, seed=2, fresh=HISTORY + CANDIDATES, tag="cold")
-    with Stack(args.repository, []) as stack:
+    with Stack(args.repository, [], args.triton_nice) as stack:
         warm_up(stack.address, build_requests(titles, 1, seed=9))  # model discovered
         return [stack.run("cold", payloads, args.cold_rate, args.duration, seed=2)]
 
@@ -344,7 +435,7 @@ def scenario_slow(args: argparse.Namespace, titles: list[tuple[str, str]]) -> li
         warm = build_requests(titles, args.requests, seed=1)
         count = int(args.fault_rate * args.duration) + 10
         payloads = build_requests(titles, count, seed=3, fresh=args.fresh, tag="slow")
-        with Stack(repository, []) as stack:
+        with Stack(repository, [], args.triton_nice) as stack:
             warm_up(stack.address, warm[:20])
             return [stack.run("slow", payloads, args.fault_rate, args.duration, seed=3)]
 
@@ -353,51 +444,46 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
     duration = max(args.duration, 15.0)
     count = int(args.fault_rate * duration) + 10
     payloads = build_requests(titles, count, seed=4, fresh=args.fresh, tag="kill")
-    with Stack(args.repository, []) as stack:
+    with Stack(args.repository, [], args.triton_nice) as stack:
         warm_up(stack.address, build_requests(titles, args.requests, seed=1))
-        events: dict[str, float] = {}
-
-        async def fault() -> None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(duration * 0.25)
-            events["killed"] = time.perf_counter()
-            await loop.run_in_executor(None, stack.triton.kill)
-            await asyncio.sleep(duration * 0.15)
-            await loop.run_in_executor(None, stack.triton.start)
-            events["ready"] = time.perf_counter()
-
-        async def both() -> list[Sample]:
-            started = time.perf_counter()
-            samples, _ = await asyncio.gather(
-                open_loop(stack.address, payloads, args.fault_rate, duration, seed=4), fault()
-            )
-            events.update({k: v - started for k, v in events.items()})
-            return samples
-
         before = cache_counts(stack.metrics_port)
-        samples = asyncio.run(both())
-        row = summarise(
-            "killed", args.fault_rate, samples, (before, cache_counts(stack.metrics_port))
-        )
-    degraded_after = [s.scheduled for s in samples if s.degraded and s.scheduled > events["ready"]]
+        future, start = stack.start(payloads, args.fault_rate, duration, seed=4)
+        _sleep_until(start + duration * 0.25)
+        killed = time.perf_counter() - start
+        stack.triton.kill()
+        _sleep_until(start + duration * 0.4)
+        stack.triton.start()
+        ready = time.perf_counter() - start
+        run = future.result()
+        row = summarise("killed", args.fault_rate, run, (before, cache_counts(stack.metrics_port)))
+    row.notes.update(recovery(run.samples, killed, ready))
+    return [row]
+
+
+def recovery(samples: Sequence[Sample], killed: float, ready: float) -> dict[str, float]:
+    """How the killed run came back: from Triton ready again to the last answer that found it
+    unavailable, and the degraded shares around it (seconds from the run's start)."""
+    unavailable_after = [
+        s.scheduled for s in samples if ENCODER_UNAVAILABLE in s.degraded and s.scheduled > ready
+    ]
 
     def degraded_share(keep: Callable[[Sample], bool]) -> float:
         kept = [s for s in samples if s.code == "OK" and keep(s)]
-        return sum(s.degraded for s in kept) / max(len(kept), 1)
+        return sum(bool(s.degraded) for s in kept) / max(len(kept), 1)
 
-    row.notes.update(
-        {
-            "killed_at_s": events["killed"],
-            "ready_again_at_s": events["ready"],
-            "recovered_after_ready_s": max(degraded_after, default=events["ready"])
-            - events["ready"],
-            # With new texts in every request, CPU Triton degrades some answers even when
-            # healthy: recovery means getting back to the share before the kill.
-            "degraded_before_kill": degraded_share(lambda s: s.scheduled < events["killed"]),
-            "degraded_5s_after_ready": degraded_share(lambda s: s.scheduled > events["ready"] + 5),
-        }
-    )
-    return [row]
+    return {
+        "killed_at_s": killed,
+        "ready_again_at_s": ready,
+        "recovered_after_ready_s": max(unavailable_after, default=ready) - ready,
+        # With new texts in every request, CPU Triton degrades some answers even when healthy
+        # (encoder_timeout): recovery means getting back to the share before the kill.
+        "degraded_before_kill": degraded_share(lambda s: s.scheduled < killed),
+        "degraded_5s_after_ready": degraded_share(lambda s: s.scheduled > ready + 5),
+    }
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.perf_counter()))
 
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace, list[tuple[str, str]]], list[Row]]] = {
@@ -407,11 +493,26 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace, list[tuple[str, str]]], list[
     "killed": scenario_killed,
 }
 
-HEADER = (
-    f"{'scenario':<8}{'rate':>7}{'sent':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"
-    f"{'>budget':>9}{'>b+5ms':>8}{'degraded':>10}{'errors':>9}{'hit rate':>10}{'lag p99':>9}"
-    f"{'srv p99':>9}"
+# Column names and alignments: one word each, so that the CSV has a column per printed value.
+COLUMNS = (
+    ("scenario", "<8"),
+    ("rate", ">7"),
+    ("sent", ">7"),
+    ("p50", ">8"),
+    ("p95", ">8"),
+    ("p99", ">8"),
+    ("max", ">8"),
+    (">budget", ">9"),
+    (">b+5ms", ">8"),
+    ("degraded", ">10"),
+    ("errors", ">9"),
+    ("hit_rate", ">10"),
+    ("lag_p99", ">9"),
+    ("gen_cpu", ">9"),
+    ("srv_p99", ">9"),
+    ("out_p99", ">9"),
 )
+HEADER = "".join(f"{name:{alignment}}" for name, alignment in COLUMNS)
 
 
 def format_row(row: Row) -> str:
@@ -420,7 +521,7 @@ def format_row(row: Row) -> str:
         f"{row.p99_ms:>8.2f}{row.max_ms:>8.1f}{row.past_budget:>9.2%}"
         f"{row.late_over_budget_plus_5ms:>8}{row.degraded:>10.1%}"
         f"{sum(row.errors.values()):>9}{row.cache_hit_rate:>10.1%}{row.generator_lag_p99_ms:>9.2f}"
-        f"{row.server_p99_ms:>9.2f}"
+        f"{row.generator_cpu:>9.0%}{row.server_p99_ms:>9.2f}{row.outside_handler_p99_ms:>9.2f}"
     )
 
 
@@ -441,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fresh", type=int, default=1, help="new texts per request in the fault scenarios"
     )
     parser.add_argument("--slow-delay-ms", type=int, default=200)
+    parser.add_argument(
+        "--triton-nice", type=int, default=10, help="Triton's CPU priority below the ranker's"
+    )
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--items", type=Path, default=ITEMS_CSV)
     args = parser.parse_args(argv)
@@ -468,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (RESULTS / "load.json").write_text(json.dumps([asdict(row) for row in rows], indent=2))
     with (RESULTS / "load.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(HEADER.split())
+        writer.writerow(name for name, _ in COLUMNS)
         writer.writerows(format_row(row).split() for row in rows)
     print(f"results: {RESULTS / 'load.json'}, {RESULTS / 'load.csv'}")
     return 0

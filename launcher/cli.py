@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend-directory", type=Path, default=None)
     parser.add_argument("--log-file", type=Path, default=None)
     parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run tritonserver this much below our CPU priority, so that on a shared host its "
+        "bursts delay embeddings rather than the ranker's answers (default: 0)",
+    )
     return parser
 
 
@@ -98,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_file=args.log_file,
         extra_args=[*startup_models(args, passthrough), *passthrough],
         address=args.address,
+        niceness=args.nice,
     )
     try:
         server.start(timeout=args.startup_timeout)

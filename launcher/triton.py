@@ -114,7 +114,11 @@ class TritonServer:
         extra_args: Sequence[str] = (),
         address: str = LOOPBACK,
         binary: Path | None = None,
+        niceness: int = 0,
     ) -> None:
+        """`niceness`: how far below the caller's CPU priority the server runs (`nice -n`). On a
+        host it shares with a latency-bound process (the ranker), Triton's CPU bursts (startup,
+        a cold cache) then delay embeddings rather than the other process's answers."""
         if model_control not in MODEL_CONTROL_MODES:
             raise ValueError(f"model_control must be one of {MODEL_CONTROL_MODES}")
         self.model_repository = Path(model_repository)
@@ -124,6 +128,7 @@ class TritonServer:
         self.extra_args = tuple(extra_args)
         self.address = address
         self.binary = binary
+        self.niceness = niceness
         # Port 0 means "any free port", as it does for bind().
         self._requested_ports = {
             "grpc": grpc_port or None,
@@ -278,6 +283,8 @@ class TritonServer:
         elif self.backend_dir is not None:
             args.append(f"--backend-directory={self.backend_dir}")
         args += self.extra_args
+        if self.niceness:
+            args = ["nice", "-n", str(self.niceness), *args]
 
         self._log_path = self.log_file or scratch / "tritonserver.log"
         self._log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
 """An LRU embedding cache bounded in bytes, keyed by model version and text.
 
 Keying by model version means a new encoder version starts a fresh namespace: embeddings of
-two versions never mix in one ranking.
+two versions never mix in one ranking. Each version keeps its own LRU keyed by text alone (a
+lookup builds no key tuple: a request looks up a hundred texts or more), and a version not used
+lately loses its entries before the one being served.
 """
 
 from __future__ import annotations
@@ -18,37 +20,54 @@ class EmbeddingCache:
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        # Texts per version, least recently used first, and versions in the same order.
+        self._versions: OrderedDict[str, OrderedDict[str, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(map(len, self._versions.values()))
 
     def get(self, version: str, text: str) -> np.ndarray | None:
         return self.get_many(version, (text,))[0]
 
     def get_many(self, version: str, texts: Sequence[str]) -> list[np.ndarray | None]:
         """One lookup per text, None where missing: a request's texts in one call."""
-        entries = self._entries
-        found = [entries.get((version, text)) for text in texts]
+        entries = self._versions.get(version)
+        if entries is None:
+            self.misses += len(texts)
+            return [None] * len(texts)
+        self._versions.move_to_end(version)
+        found = list(map(entries.get, texts))
+        touch = entries.move_to_end
         hits = 0
         for text, vector in zip(texts, found, strict=True):
             if vector is not None:
-                entries.move_to_end((version, text))
+                touch(text)
                 hits += 1
         self.hits += hits
         self.misses += len(found) - hits
         return found
 
     def put(self, version: str, text: str, vector: np.ndarray) -> None:
-        key = (version, text)
-        old = self._entries.pop(key, None)
+        # A new version counts as just used; otherwise only lookups do: a late answer for a
+        # retired version must not push out the served one's entries.
+        entries = self._versions.setdefault(version, OrderedDict())
+        old = entries.pop(text, None)
         if old is not None:
             self.bytes -= old.nbytes
-        if vector.nbytes > self.max_bytes:
-            return
-        vector.setflags(write=False)
-        self._entries[key] = vector
-        self.bytes += vector.nbytes
-        while self.bytes > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self.bytes -= evicted.nbytes
+        if vector.nbytes <= self.max_bytes:
+            vector.setflags(write=False)
+            entries[text] = vector
+            self.bytes += vector.nbytes
+        self._evict()
+
+    def _evict(self) -> None:
+        """Least recently used first, of the least recently used version first."""
+        while self._versions:
+            version, entries = next(iter(self._versions.items()))
+            if entries and self.bytes <= self.max_bytes:
+                return
+            if entries:
+                _, evicted = entries.popitem(last=False)
+                self.bytes -= evicted.nbytes
+            else:
+                del self._versions[version]

@@ -58,6 +58,13 @@ class RankerMetrics:
         self.in_flight = Gauge(
             "ranker_rank_in_flight", "Rank requests being served", registry=self.registry
         )
+        # Queueing in the event loop happens before the handler starts and after it ends, so
+        # the latency histogram cannot show it; this is where an overloaded process shows it.
+        self.loop_lag = Gauge(
+            "ranker_event_loop_lag_seconds",
+            "How late the event loop runs its timers lately (worst recent, decaying)",
+            registry=self.registry,
+        )
 
     def watch(self, cache: EmbeddingCache) -> None:
         self.registry.register(_CacheCollector(cache))

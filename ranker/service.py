@@ -85,6 +85,7 @@ class RankingService:
         # the event loop runs, which admission weighs against the budget.
         self.after_embed = HighWaterMark(initial_s=0.005)
         self.loop_lag = LoopLag()
+        self.metrics.loop_lag.set_function(lambda: self.loop_lag.lag.value)
         self._lag_watch: asyncio.Task[None] | None = None
 
     async def rank(
@@ -126,20 +127,20 @@ class RankingService:
             )
         if self._lag_watch is None or self._lag_watch.done():
             self._lag_watch = asyncio.get_running_loop().create_task(self.loop_lag.watch())
-        budget_s = self._budget_s(request.budget_ms, time_left_s)
-        lag_s = self.loop_lag.lag.value
-        if lag_s > budget_s - self.after_embed.value:
+        if self._budget_s(request.budget_ms, time_left_s) < self.after_embed.value:
             raise RequestFailed(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"overloaded: the event loop runs {lag_s * 1000:.0f} ms late, too late for a "
-                f"{budget_s * 1000:.0f} ms budget; retry with backoff",
+                f"overloaded: the event loop runs {self.loop_lag.lag.value * 1000:.0f} ms late, "
+                "too late for this request's budget; retry with backoff",
             )
 
     def _budget_s(self, budget_ms: int, time_left_s: float | None) -> float:
         """budget_ms (or the default; over the limit is refused in validation) or the gRPC
-        deadline, whichever ends first, less the margin for what happens outside the handler."""
+        deadline, whichever ends first, less the margin for what happens outside the handler.
+        budget_ms runs from the request's arrival, about one loop lag before its handler
+        started; gRPC's deadline already counts that wait."""
         budget_s = min(budget_ms or self.settings.default_budget_ms, self.settings.max_budget_ms)
-        budget_s /= 1000.0
+        budget_s = budget_s / 1000.0 - self.loop_lag.lag.value
         if time_left_s is not None:
             budget_s = min(budget_s, time_left_s)
         return max(0.0, budget_s - self.settings.budget_margin_ms / 1000.0)
@@ -156,12 +157,13 @@ class RankingService:
         stages.mark("validate")
 
         # Candidates first, then history newest first: the order in which time is spent. The
-        # wait for embeddings ends early enough for the stages after it to fit the budget.
+        # wait for embeddings ends early enough for the stages after it to fit the budget, and
+        # by as much again as the event loop runs late: the timer that ends it fires that late.
         history = sorted(checked.history, key=lambda event: -event.time_s)
         n = len(checked.candidate_texts)
         embeddings = await self.embedder.embed(
             checked.candidate_texts + [event.text for event in history],
-            deadline.shortened(self.after_embed.value),
+            deadline.shortened(self.after_embed.value + self.loop_lag.lag.value),
         )
         stages.mark("embed")
         after_embed_started = time.perf_counter()

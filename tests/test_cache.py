@@ -38,3 +38,14 @@ def test_entry_larger_than_the_cache_is_not_kept():
     cache = EmbeddingCache(max_bytes=8)
     cache.put("1", "big", vector(1))
     assert len(cache) == 0 and cache.bytes == 0
+
+
+def test_a_version_not_looked_up_lately_is_evicted_before_the_served_one():
+    cache = EmbeddingCache(max_bytes=2 * 16)
+    cache.put("1", "a", vector(1))
+    cache.put("2", "a", vector(2))
+    assert cache.get("2", "a") is not None  # version 2 is the one being served
+    cache.put("2", "b", vector(3))
+    assert cache.get("1", "a") is None
+    assert cache.get("2", "a") is not None and cache.get("2", "b") is not None
+    assert cache.bytes == 2 * 16

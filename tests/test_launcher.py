@@ -147,6 +147,24 @@ def test_serves_a_python_model_and_stops_cleanly(add_one_repository: Path) -> No
     assert not wait_until_gone(stubs, timeout=5)
 
 
+def niceness(pid: int) -> int:
+    # /proc/<pid>/stat: the 19th field; the command name (2nd) may hold spaces, so count from ")".
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[16])
+
+
+def test_niceness_runs_the_server_and_its_model_stubs_below_our_priority(
+    add_one_repository: Path,
+) -> None:
+    own = niceness(os.getpid())
+    with TritonServer(add_one_repository, niceness=10) as server:
+        infer_add_one(server.grpc_url, [1.0])
+        assert server.pid is not None
+        pids = [server.pid, *child_pids(server.pid)]
+        assert len(pids) > 1  # the model's stub inherits it too
+        assert {niceness(pid) for pid in pids} == {min(own + 10, 19)}
+
+
 def test_killed_server_restarts_on_the_same_ports(add_one_repository: Path) -> None:
     server = TritonServer(add_one_repository).start()
     try:

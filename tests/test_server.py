@@ -37,7 +37,9 @@ def test_echo_is_not_served_by_default():
 
 def test_metrics_are_served_in_prometheus_text():
     svc = service()
+    svc.loop_lag.lag.value = 0.012
     port = pick_free_port()
     svc.metrics.serve(port)
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "ranker_rank_in_flight 0.0" in text
+    assert "ranker_event_loop_lag_seconds 0.012" in text

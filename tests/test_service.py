@@ -222,7 +222,7 @@ def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_al
     svc.loop_lag.lag.value = 0.060
     error = failure(svc, request(budget_ms=50))
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "the event loop runs 60 ms late, too late for a 45 ms budget" in error.message
+    assert "the event loop runs 60 ms late, too late for this request's budget" in error.message
 
 
 def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
@@ -231,6 +231,21 @@ def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
     svc.after_embed.value = 0.020
     asyncio.run(svc.rank(request(budget_ms=100), None))
     assert 0.060 < embedder.remaining <= 0.078  # 100 - 2 margin - 20 for what follows
+
+
+@pytest.mark.parametrize(
+    ("budget_ms", "grpc_time_left_s", "bound_s"),
+    # budget_ms: 100 - 10 waited before the handler - 2 margin - 20 after - 10 late timer;
+    # the gRPC deadline already counts the wait: 50 - 2 - 20 - 10.
+    [(100, None, 0.058), (1000, 0.050, 0.018)],
+)
+def test_the_embedding_wait_counts_the_event_loops_lateness(budget_ms, grpc_time_left_s, bound_s):
+    embedder = DeadlineRecorder()
+    svc = service(embedder, budget_margin_ms=2.0)
+    svc.after_embed.value = 0.020
+    svc.loop_lag.lag.value = 0.010
+    asyncio.run(svc.rank(request(budget_ms=budget_ms), grpc_time_left_s))
+    assert bound_s - 0.010 < embedder.remaining <= bound_s
 
 
 class HangingEmbedder:

@@ -1,0 +1,61 @@
+"""bench/load.py's bookkeeping: what a row and the killed scenario report from a run's samples."""
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import load
+
+UNAVAILABLE = ("encoder_unavailable", "history_partial")
+TIMEOUT = ("encoder_timeout", "history_partial")
+
+
+def sample(
+    latency_ms: float = 4.0,
+    server_ms: float = 1.0,
+    code: str = "OK",
+    degraded: tuple[str, ...] = (),
+    scheduled: float = 0.0,
+) -> load.Sample:
+    return load.Sample(scheduled, latency_ms, 0.5, code, degraded, server_ms)
+
+
+def warm_row(samples: list[load.Sample]) -> load.Row:
+    return load.summarise("warm", 100.0, load.Run(samples, 0.12), ((0, 0), (90, 10)))
+
+
+def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handler_split():
+    samples = [
+        *[sample() for _ in range(98)],
+        sample(latency_ms=60.0, server_ms=57.0),  # later than budget + 5 ms
+        sample(latency_ms=55.0, server_ms=math.nan, code="DEADLINE_EXCEEDED"),
+    ]
+    row = warm_row(samples)
+    assert row.late_over_budget_plus_5ms == 1
+    assert row.errors == {"DEADLINE_EXCEEDED": 1}
+    assert row.outside_handler_p99_ms == pytest.approx(3.0)
+    assert row.cache_hit_rate == pytest.approx(0.9)
+    assert row.generator_cpu == pytest.approx(0.12)
+
+
+def test_the_csv_has_one_column_per_printed_value():
+    row = warm_row([sample(degraded=TIMEOUT), sample(code="RESOURCE_EXHAUSTED")])
+    assert len(load.format_row(row).split()) == len(load.COLUMNS) == len(load.HEADER.split())
+
+
+def test_recovery_ends_with_the_last_answer_that_found_triton_unavailable():
+    samples = [
+        sample(degraded=TIMEOUT, scheduled=1.0),
+        sample(scheduled=2.0),
+        sample(degraded=UNAVAILABLE, scheduled=5.0),
+        sample(degraded=UNAVAILABLE, scheduled=8.3),
+        sample(degraded=TIMEOUT, scheduled=9.0),  # a slow embedding, not an outage
+        sample(scheduled=14.0),
+    ]
+    notes = load.recovery(samples, killed=4.0, ready=8.0)
+    assert notes["recovered_after_ready_s"] == pytest.approx(0.3)
+    assert notes["degraded_before_kill"] == pytest.approx(0.5)
+    assert notes["degraded_5s_after_ready"] == 0.0
