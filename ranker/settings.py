@@ -51,10 +51,6 @@ class Settings:
     half_life_hours: float = _INTEREST.short_half_life_hours
     long_half_life_hours: float = _INTEREST.long_half_life_hours
     repeat_half_life_hours: float = _INTEREST.repeat_half_life_hours
-    # Relevance bonus for an item the user took before, and the weight of a candidate's
-    # similarity to the user's single history items (repeat frequency in [0, 1] is the unit).
-    repeat_boost: float = _INTEREST.repeat_boost
-    similarity_weight: float = _INTEREST.similarity_weight
     # The served policy and its parameters: see ranker/bandits/registry.py for each one's
     # meaning; the defaults are PolicySpec's, tuned on the online replay (bench/replay.py).
     policy: str = _POLICY.policy

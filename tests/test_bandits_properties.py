@@ -131,7 +131,7 @@ def test_feedback_no_slate_of_this_policy_earned_is_refused(name, requests, rewa
 
 @pytest.mark.parametrize("name", [ENSEMBLE, SPLIT])
 @PROPERTY_SETTINGS
-@given(requests=traffic(), member=st.sampled_from(["ucb1", "thompson", "linucb"]))
+@given(requests=traffic(), member=st.sampled_from(["thompson", "linucb"]))
 def test_a_pinned_member_produces_every_slate(name, requests, member):
     policy = build(name, 0)
     for context, top_k, _ in requests:

@@ -158,11 +158,13 @@ def test_relevance_is_float64_per_candidate_for_any_input_size(dtype: type) -> N
 
 
 def test_settings_reach_the_served_model():
-    settings = Settings(half_life_hours=10.0, long_half_life_hours=500.0, repeat_boost=2.0)
+    settings = Settings(
+        half_life_hours=10.0, long_half_life_hours=500.0, repeat_half_life_hours=100.0
+    )
     params = default_interest_model(settings).params
     assert params.short_half_life_hours == 10.0
     assert params.long_half_life_hours == 500.0
-    assert params.repeat_boost == 2.0
+    assert params.repeat_half_life_hours == 100.0
     assert params.similarity_weight == EvolvingInterestParams().similarity_weight
 
 

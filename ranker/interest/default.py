@@ -20,8 +20,6 @@ def interest_params(settings: Settings) -> EvolvingInterestParams:
         short_half_life_hours=settings.half_life_hours,
         long_half_life_hours=settings.long_half_life_hours,
         repeat_half_life_hours=settings.repeat_half_life_hours,
-        repeat_boost=settings.repeat_boost,
-        similarity_weight=settings.similarity_weight,
     )
 
 
