@@ -32,7 +32,7 @@ class LinearThompson(LinearPolicy):
         self,
         scale: float = 0.05,
         feedback_weight: float = 1.0,
-        feature_dim: int = 32,
+        feature_dim: int = 16,
         ridge: float = 1.0,
         seed: int = 0,
         name: str = "",

@@ -26,7 +26,7 @@ class LinUCB(LinearPolicy):
         self,
         exploration: float = 0.05,
         feedback_weight: float = 1.0,
-        feature_dim: int = 32,
+        feature_dim: int = 16,
         ridge: float = 1.0,
         seed: int = 0,
         name: str = "",

@@ -37,7 +37,7 @@ SPLIT = TrafficSplit.name
 # count-based Thompson member learns which items sell, the contextual ones which interests buy
 # which items. UCB1 and the forgetting members earned less there than these three, and every
 # slate EXP3 spends finding that out costs the ensemble reward; they stay available by name.
-FEATURE_DIM = 32  # contextual features after projection; see linear_model
+FEATURE_DIM = 16  # contextual features after projection; see linear_model
 DEFAULT_MEMBERS = "thompson,linucb,linear_thompson"
 
 
