@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 
 class Deadline:
@@ -26,15 +27,33 @@ class Deadline:
 
 
 class HighWaterMark:
-    """How long something takes at worst lately: rises at once with a slow sample, and forgets
-    it by `decay` per sample, so one garbage collection does not count forever."""
+    """How long something takes at worst lately: rises at once with a slow sample and forgets
+    it with time, halving every `half_life_s`, down to `floor_s`.
 
-    def __init__(self, initial_s: float, decay: float = 0.99) -> None:
-        self.value = initial_s
-        self.decay = decay
+    Forgetting by time, not by sample: admission refuses while the estimate exceeds the budget,
+    a refused request adds no sample, so an estimate that only decayed per sample would keep
+    refusing after one stall (a pause of the whole process) for as long as traffic lasted."""
+
+    def __init__(
+        self,
+        floor_s: float,
+        half_life_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.floor_s = floor_s
+        self.half_life_s = half_life_s
+        self._clock = clock
+        self._peak = floor_s
+        self._at = clock()
+
+    @property
+    def value(self) -> float:
+        elapsed = self._clock() - self._at
+        return max(self.floor_s, self._peak * 0.5 ** (elapsed / self.half_life_s))
 
     def observe(self, seconds: float) -> None:
-        self.value = max(seconds, self.value * self.decay)
+        self._peak = max(seconds, self.value)
+        self._at = self._clock()
 
 
 class LoopLag:
@@ -43,7 +62,8 @@ class LoopLag:
 
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
-        self.lag = HighWaterMark(initial_s=0.0, decay=0.9)
+        # Sampled every interval_s; a stall is forgotten within a few dozen samples.
+        self.lag = HighWaterMark(floor_s=0.0, half_life_s=7 * interval_s)
 
     async def watch(self) -> None:
         while True:

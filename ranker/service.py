@@ -83,7 +83,7 @@ class RankingService:
         self.metrics = metrics if metrics is not None else RankerMetrics()
         # What the stages after embedding take, reserved from the embedding wait, and how late
         # the event loop runs, which admission weighs against the budget.
-        self.after_embed = HighWaterMark(initial_s=0.005)
+        self.after_embed = HighWaterMark(floor_s=0.005)
         self.loop_lag = LoopLag()
         self.metrics.loop_lag.set_function(lambda: self.loop_lag.lag.value)
         self._lag_watch: asyncio.Task[None] | None = None

@@ -8,7 +8,7 @@ import pytest
 
 from launcher.ports import pick_free_port
 from ranker.server import ECHO_METHOD, build_server
-from tests.test_service import service
+from tests.test_service import mark, service
 
 
 def call_echo(echo_rpc: bool, payload: bytes) -> bytes:
@@ -37,7 +37,7 @@ def test_echo_is_not_served_by_default():
 
 def test_metrics_are_served_in_prometheus_text():
     svc = service()
-    svc.loop_lag.lag.value = 0.012
+    svc.loop_lag.lag = mark(0.012)
     port = pick_free_port()
     svc.metrics.serve(port)
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -1,6 +1,7 @@
 """The ranking path with a fake encoder: validation, feedback bookkeeping and failure mapping."""
 
 import asyncio
+from collections.abc import Callable
 
 import grpc
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.registry import build_policy, pinnable_names, spec_from
 from ranker.bandits.similarity_ucb import SimilarityUCB
+from ranker.budget import HighWaterMark
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, Embeddings
 from ranker.interest import RecencyWeightedInterest, default_interest_model
 from ranker.service import RankingService, RequestFailed
@@ -215,11 +217,18 @@ def test_the_budget_is_the_smaller_of_budget_ms_and_the_grpc_deadline(
     assert bound_s * 0.5 < embedder.remaining <= bound_s
 
 
+def mark(seconds: float, clock: Callable[[], float] = lambda: 0.0) -> HighWaterMark:
+    """An estimate at `seconds` that, on a frozen clock, never decays during the test."""
+    estimate = HighWaterMark(floor_s=0.0, clock=clock)
+    estimate.observe(seconds)
+    return estimate
+
+
 def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_allows():
     svc = service()
-    svc.loop_lag.lag.value = 0.030
+    svc.loop_lag.lag = mark(0.030)
     assert rank(svc, request(budget_ms=100)).items  # 30 ms late for a 100 ms budget: served
-    svc.loop_lag.lag.value = 0.060
+    svc.loop_lag.lag = mark(0.060)
     error = failure(svc, request(budget_ms=50))
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "the event loop runs 60 ms late, too late for this request's budget" in error.message
@@ -228,7 +237,7 @@ def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_al
 def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
     embedder = DeadlineRecorder()
     svc = service(embedder, budget_margin_ms=2.0)
-    svc.after_embed.value = 0.020
+    svc.after_embed = mark(0.020)
     asyncio.run(svc.rank(request(budget_ms=100), None))
     assert 0.060 < embedder.remaining <= 0.078  # 100 - 2 margin - 20 for what follows
 
@@ -242,10 +251,34 @@ def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
 def test_the_embedding_wait_counts_the_event_loops_lateness(budget_ms, grpc_time_left_s, bound_s):
     embedder = DeadlineRecorder()
     svc = service(embedder, budget_margin_ms=2.0)
-    svc.after_embed.value = 0.020
-    svc.loop_lag.lag.value = 0.010
+    svc.after_embed = mark(0.020)
+    svc.loop_lag.lag = mark(0.010)
     asyncio.run(svc.rank(request(budget_ms=budget_ms), grpc_time_left_s))
     assert bound_s - 0.010 < embedder.remaining <= bound_s
+
+
+def test_one_stall_refuses_requests_for_a_while_not_for_good():
+    now = [0.0]
+    svc = service()
+    svc.after_embed = mark(0.005, clock=lambda: now[0])
+    svc.after_embed.observe(2.0)  # one pause of the whole process, longer than any budget
+    assert failure(svc, request(budget_ms=50)).code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    now[0] += 10.0  # no request got through to add a sample; time alone forgets the stall
+    assert rank(svc, request(budget_ms=50)).items
+
+
+def test_a_high_water_mark_rises_at_once_and_halves_every_half_life_down_to_its_floor():
+    now = [0.0]
+    estimate = HighWaterMark(floor_s=0.005, half_life_s=1.0, clock=lambda: now[0])
+    assert estimate.value == 0.005
+    estimate.observe(0.080)
+    assert estimate.value == 0.080
+    now[0] += 1.0
+    assert estimate.value == pytest.approx(0.040)
+    estimate.observe(0.010)  # below the decayed peak: the peak stays
+    assert estimate.value == pytest.approx(0.040)
+    now[0] += 10.0
+    assert estimate.value == 0.005
 
 
 class HangingEmbedder:
