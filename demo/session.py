@@ -52,8 +52,8 @@ def run_session(stub: ranker_pb2_grpc.RankerStub, items: dict[str, str]) -> None
         items, baking[:4], pb.EVENT_TYPE_CLICK, now - timedelta(hours=2)
     )
 
-    def rank(user: str, history: list[pb.BehaviorEvent]) -> pb.RankResponse:
-        return stub.Rank(rank_request(user, history, items, candidates, TOP_K), timeout=10)
+    def rank(user: str, history: list[pb.BehaviorEvent], top_k: int = TOP_K) -> pb.RankResponse:
+        return stub.Rank(rank_request(user, history, items, candidates, top_k), timeout=10)
 
     show(
         "1. History: four candle and lantern purchases, ten days ago",
@@ -64,16 +64,17 @@ def run_session(stub: ranker_pb2_grpc.RankerStub, items: dict[str, str]) -> None
     show("2. Newer history: four baking items clicked two hours ago", shifted, items)
 
     target = shifted.items[-1].item_id
-    print(f"\n   {SIMILAR_USERS} similar users now click {items[target]!r} in their slates ...")
+    print(
+        f"\n   {SIMILAR_USERS} similar users scroll their whole slate and click {items[target]!r}"
+    )
     for n in range(SIMILAR_USERS):
-        response = rank(f"similar-user-{n}", new_history)
-        if any(ranked.item_id == target for ranked in response.items):
-            stub.Feedback(
-                pb.FeedbackRequest(
-                    event_id=response.event_id, item_id=target, type=pb.EVENT_TYPE_CLICK
-                ),
-                timeout=10,
-            )
+        response = rank(f"similar-user-{n}", new_history, top_k=len(candidates))
+        stub.Feedback(
+            pb.FeedbackRequest(
+                event_id=response.event_id, item_id=target, type=pb.EVENT_TYPE_CLICK
+            ),
+            timeout=10,
+        )
     show("3. After that feedback, the same user again", rank("demo-user", new_history), items)
 
 
