@@ -261,6 +261,7 @@ def test_config_pbtxt_is_a_valid_triton_model_config(published: Path) -> None:
     ]
     assert config.version_policy.latest.num_versions == 1
     assert config.parameters["intra_op_threads"].string_value == "1"
+    assert config.parameters["allow_spinning"].string_value == "0"
     # Warmup at a typical title length, at batch 1 and the max batch; [PAD] ids are in any vocab.
     assert [(w.name, w.batch_size) for w in config.model_warmup] == [
         ("batch 1, 16 tokens", 1),
@@ -345,7 +346,9 @@ def triton_model(published: Path, model_module: types.ModuleType):
             "model_config": json_format.MessageToJson(config, preserving_proto_field_name=True),
         }
     )
-    assert model.session.get_session_options().intra_op_num_threads == 1
+    session_options = model.session.get_session_options()
+    assert session_options.intra_op_num_threads == 1
+    assert session_options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     model.session = RecordingSession(model.session)
     return model
 

@@ -37,7 +37,7 @@ class PythonOrtTarget(OnnxRuntimeServed):
     ragged_inputs = True
 
     def parameters(self, options: ServingOptions) -> dict[str, str]:
-        return {"intra_op_threads": str(options.threads)}
+        return {"intra_op_threads": str(options.threads), "allow_spinning": "0"}
 
     def build(self, onnx_path: Path, out_dir: Path, context: BuildContext) -> dict[str, Any]:
         served = out_dir / MODEL_FILE

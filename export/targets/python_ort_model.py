@@ -27,6 +27,10 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.graph_optimization_level = level
         options.intra_op_num_threads = int(threads)
+        # ONNX Runtime's pool threads spin between ops, holding cores that a CPU Triton often
+        # shares with the ranker (whose answers then arrive late); a host of its own may set "1".
+        spinning = parameters.get("allow_spinning", {}).get("string_value") or "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     def execute(self, requests: list) -> list:
