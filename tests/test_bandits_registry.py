@@ -106,3 +106,21 @@ def test_the_shared_linear_model_learns_from_slates_of_count_based_members():
     model = ensemble.members["linucb"].models.model(16)
     assert not np.allclose(model.a_inv, np.eye(16))
     assert np.any(model.theta)
+
+
+def test_members_with_other_item_statistics_count_every_slate_and_reward():
+    ensemble = build_policy(PolicySpec(ensemble_members="thompson_discounted,linucb"))
+    forgetting = ensemble.members["thompson_discounted"].stats
+    plain = ensemble.members["linucb"].learned.stats
+    assert forgetting is not plain
+    ids = [f"i{n}" for n in range(10)]
+    vectors = np.eye(10, 16, dtype=np.float32)
+    for member, other in (("linucb", forgetting), ("thompson_discounted", plain)):
+        context = cosine_context("u", ids, vectors, vectors[0], pinned=member)
+        slate = ensemble.rank(context, top_k=3)
+        first = int(slate.indices[0])
+        shown = ShownItem(ids[first], vectors[first], vectors[0], member, pinned=True)
+        shows_before, rewards_before = other.counts([ids[first]])
+        ensemble.update(shown, 1.0)
+        assert other.counts([ids[first]])[1] - rewards_before == pytest.approx(1.0)
+        assert shows_before[0] >= 1.0  # the other member's slate was counted as shown

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from ranker.bandits.base import Policy, RankContext, ShownItem, Slate, check_update
+from ranker.bandits.item_stats import ItemStatsStore
 
 
 class SlateObserver(Protocol):
@@ -36,6 +37,21 @@ class SlateObserver(Protocol):
     def observe_shown(self, context: RankContext, slate: Slate) -> None: ...
 
     def observe_reward(self, shown: ShownItem, reward: float) -> None: ...
+
+
+class ItemStatsObserver:
+    """Item statistics of some members, taught by the other members' slates and rewards too:
+    members that keep different statistics (a forgetting one beside a plain one) then each
+    count the whole ensemble's traffic, as they would alone."""
+
+    def __init__(self, stats: ItemStatsStore) -> None:
+        self.stats = stats
+
+    def observe_shown(self, context: RankContext, slate: Slate) -> None:
+        self.stats.record_shows([context.item_ids[i] for i in slate.indices])
+
+    def observe_reward(self, shown: ShownItem, reward: float) -> None:
+        self.stats.record_reward(shown.item_id, reward)
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ builds the same kind of policy; its parameters come from the `PolicySpec`.
 
 `policy` picks what serves: `exp3_ensemble` (EXP3 over `ensemble_members`), `traffic_split`
 (a fixed A/B split given by `ab_split`), or one member name alone. The ensemble's members share
-their learned state (item statistics of one kind, the contextual linear model, which also
-observes the other members' slates), so each learns from all the ensemble's traffic rather than
-from its share of it. A/B arms never share: each
-arm learns only from its own users, so the test compares policies, not one pooled model.
+their learned state (one store per kind of item statistics, the contextual linear model), and
+each store also observes the slates and rewards of the members that do not keep it, so every
+member learns from all the ensemble's traffic rather than from its share of it. A/B arms never
+share: each arm learns only from its own users, so the test compares policies, not one pooled
+model.
 Contextual members keep item statistics too: their reward lift ranks users without history.
 """
 
@@ -20,10 +21,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ranker.bandits.base import Policy
-from ranker.bandits.ensemble import Exp3Ensemble, Observer, TrafficSplit
+from ranker.bandits.count_policy import CountPolicy
+from ranker.bandits.ensemble import Exp3Ensemble, ItemStatsObserver, Observer, TrafficSplit
 from ranker.bandits.epsilon_greedy import EpsilonGreedy
-from ranker.bandits.item_stats import InMemoryItemStats
+from ranker.bandits.item_stats import InMemoryItemStats, ItemStatsStore
 from ranker.bandits.linear_model import ContextualFeedback, RidgePerDimension
+from ranker.bandits.linear_policy import LinearPolicy
 from ranker.bandits.linear_thompson import LinearThompson
 from ranker.bandits.linucb import LinUCB
 from ranker.bandits.sliding_window_stats import SlidingWindowItemStats
@@ -195,14 +198,30 @@ def _members(spec: PolicySpec, names: list[str], stores: _Stores | None) -> dict
     return {name: build_member(spec, name, offset, stores) for offset, name in enumerate(names, 1)}
 
 
-def _linear_model_observers(members: Mapping[str, Policy], stores: _Stores) -> list[Observer]:
-    """The shared linear model, taught by the other members' slates too."""
-    contextual = [m for m in members.values() if isinstance(m, LinUCB | LinearThompson)]
-    if not contextual:
-        return []
-    # Item statistics are fed by every member already; only the model needs the other slates.
-    model_only = ContextualFeedback(contextual[0].models, stats=None)
-    return [Observer(model_only, frozenset(m.name for m in contextual))]
+def _shared_state_observers(members: Mapping[str, Policy]) -> list[Observer]:
+    """Every store of learned state that only some members feed, taught by the other members'
+    slates too: the contextual members' linear model, and each kind of item statistics."""
+    observers = []
+    contextual = [m for m in members.values() if isinstance(m, LinearPolicy)]
+    if contextual:
+        # Item statistics get observers of their own below.
+        model_only = ContextualFeedback(contextual[0].models, stats=None)
+        observers.append(Observer(model_only, frozenset(m.name for m in contextual)))
+    stats_of = {name: _item_stats(member) for name, member in members.items()}
+    stores = {id(store): store for store in stats_of.values() if store is not None}
+    for store in stores.values():
+        fed_by = frozenset(name for name, kept in stats_of.items() if kept is store)
+        if len(fed_by) < len(members):
+            observers.append(Observer(ItemStatsObserver(store), fed_by))
+    return observers
+
+
+def _item_stats(member: Policy) -> ItemStatsStore | None:
+    if isinstance(member, CountPolicy):
+        return member.stats
+    if isinstance(member, LinearPolicy):
+        return member.learned.stats
+    return None
 
 
 def build_policy(spec: PolicySpec) -> Policy:
@@ -215,7 +234,7 @@ def build_policy(spec: PolicySpec) -> Policy:
             spec.ensemble_exploration,
             spec.seed,
             spec.max_slate_reward,
-            _linear_model_observers(members, stores),
+            _shared_state_observers(members),
         )
     if spec.policy == SPLIT:
         shares = parse_split(spec.ab_split)
