@@ -46,3 +46,15 @@ def is_port_free(port: int, host: str = LOOPBACK) -> bool:
         except OSError:
             return False
     return True
+
+
+def pick_free_port_run(count: int, host: str = LOOPBACK, attempts: int = 100) -> int:
+    """The first of `count` consecutive ports that are all bindable on `host` right now (a
+    ranker's workers serve metrics on consecutive ports)."""
+    for _ in range(attempts):
+        first = pick_free_port(host)
+        if first + count <= 65536 and all(
+            is_port_free(port, host) for port in range(first + 1, first + count)
+        ):
+            return first
+    raise RuntimeError(f"found no {count} consecutive free ports on {host}")

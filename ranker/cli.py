@@ -9,24 +9,26 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvloop
 from threadpoolctl import threadpool_limits
 
 from ranker.bandits.registry import build_policy, pinnable_names, spec_from
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import TritonTextEmbedder
 from ranker.interest import default_interest_model
-from ranker.known_items import KnownItems
+from ranker.known_items import ItemTexts, KnownItems, load_catalogue
 from ranker.metrics import RankerMetrics
 from ranker.server import build_server
 from ranker.service import RankingService
 from ranker.settings import Settings
 from ranker.triton import TritonEncoderClient
+from ranker.workers import FeedbackForwarder, Worker, serve_workers
 
 SHUTDOWN_GRACE_S = 5.0
 
 
 def build_service(
-    settings: Settings, known_items: KnownItems
+    settings: Settings, known_items: ItemTexts, event_prefix: str = ""
 ) -> tuple[RankingService, TritonEncoderClient]:
     """Must run inside the event loop that serves: the Triton channel binds to it."""
     client = TritonEncoderClient(settings.triton_url, settings.model_name)
@@ -52,22 +54,29 @@ def build_service(
         known_items,
         pinnable=pinnable_names(policy),
         metrics=metrics,
+        event_prefix=event_prefix,
     )
     return service, client
 
 
-async def serve(settings: Settings, known_items: KnownItems) -> None:
-    service, client = build_service(settings, known_items)
-    bound = await build_server(settings, service)
+async def serve(settings: Settings, known_items: ItemTexts, worker: Worker | None) -> None:
+    """`worker`: this process is one of several on the port (workers.py); None when alone."""
+    service, client = build_service(settings, known_items, worker.event_prefix if worker else "")
+    forwarder = FeedbackForwarder(worker) if worker else None
+    bound = await build_server(settings, service, forwarder)
     await bound.server.start()
+    if worker:
+        await worker.all_started()
+    await bound.serving()
     if settings.metrics_port:
         service.metrics.serve(settings.metrics_port)
     # Everything built so far lives as long as the process: out of the collector's way, a full
     # collection scans only what requests create, and stalls the event loop for less.
     gc.collect()
     gc.freeze()
+    who = f"worker {worker.index} of {worker.count}" if worker else "ranker"
     print(
-        f"ranker listening on {settings.host}:{bound.port}, Triton at {settings.triton_url}",
+        f"{who} listening on {settings.host}:{bound.port}, Triton at {settings.triton_url}",
         file=sys.stderr,
         flush=True,
     )
@@ -80,24 +89,35 @@ async def serve(settings: Settings, known_items: KnownItems) -> None:
     await bound.health.enter_graceful_shutdown()
     await bound.server.stop(SHUTDOWN_GRACE_S)
     await client.close()
+    if forwarder:
+        await forwarder.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.load(argv)
         build_policy(spec_from(settings))  # a bad policy setting stops here, not in the loop
+        if settings.workers > 1:
+            return serve_workers(settings, run_server)
         known_items = KnownItems(settings.known_items)
         if settings.catalogue:
-            loaded = known_items.load_csv(Path(settings.catalogue))
+            loaded = load_catalogue(known_items, Path(settings.catalogue))
             print(f"loaded {loaded} items from {settings.catalogue}", file=sys.stderr)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return run_server(settings, known_items, None)
+
+
+def run_server(settings: Settings, known_items: ItemTexts, worker: Worker | None) -> int:
+    """Serves in this process until SIGINT or SIGTERM; 1 when it cannot serve."""
     # A ranking multiplies matrices of a few hundred rows: BLAS threads cost more in hand-offs
     # and spinning than they save, and steal the core the event loop needs (4x per request).
     threadpool_limits(limits=1, user_api="blas")
     try:
-        asyncio.run(serve(settings, known_items))
+        # uvloop: the event loop's own work per request (wake-ups, callbacks, timers) is a
+        # sizeable share of a Rank call; with it one process serves about 10% more.
+        uvloop.run(serve(settings, known_items, worker))
     except RuntimeError as error:
         print(f"error: cannot serve on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return 1

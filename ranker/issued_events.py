@@ -34,8 +34,11 @@ class IssuedEvent:
 
 
 class IssuedEvents:
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, prefix: str = "") -> None:
+        """`prefix` starts every event id: a worker's, so feedback finds the worker that
+        issued the event (workers.py)."""
         self.max_bytes = max_bytes
+        self.prefix = prefix
         self.bytes = 0
         self._events: OrderedDict[str, IssuedEvent] = OrderedDict()
 
@@ -43,7 +46,7 @@ class IssuedEvents:
         return len(self._events)
 
     def record(self, event: IssuedEvent) -> str:
-        event_id = uuid.uuid4().hex
+        event_id = self.prefix + uuid.uuid4().hex
         self._events[event_id] = event
         self.bytes += event.nbytes
         while self.bytes > self.max_bytes and self._events:

@@ -1,10 +1,24 @@
-"""Remembers item texts by id, so that clients may send an item already seen by id alone."""
+"""Remembers item texts by id, so that clients may send an item already seen by id alone.
+
+`ItemTexts` is the store's interface: `KnownItems` keeps them in this process, and
+`SharedKnownItems` (shared_known_items.py) in one file that every worker process reads, so an id
+learned from a request to one worker resolves on all of them.
+"""
 
 from __future__ import annotations
 
 import csv
 from collections import OrderedDict
 from pathlib import Path
+from typing import Protocol
+
+
+class ItemTexts(Protocol):
+    def remember(self, texts: dict[str, str]) -> None:
+        """Texts by item id, now the most recent; the least recently given are forgotten."""
+        ...
+
+    def text(self, item_id: str) -> str | None: ...
 
 
 class KnownItems:
@@ -16,7 +30,6 @@ class KnownItems:
         return len(self._texts)
 
     def remember(self, texts: dict[str, str]) -> None:
-        """Texts by item id, now the most recent; the least recently given are forgotten."""
         entries = self._texts
         for item_id, text in texts.items():
             entries[item_id] = text
@@ -27,16 +40,17 @@ class KnownItems:
     def text(self, item_id: str) -> str | None:
         return self._texts.get(item_id)
 
-    def load_csv(self, path: Path) -> int:
-        """Items from a CSV with `item_id` and `text` columns, so clients may send ids alone."""
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not {"item_id", "text"} <= set(reader.fieldnames or ()):
-                raise ValueError(f"{path}: needs the columns item_id and text")
-            texts = {
-                row["item_id"]: row["text"].strip()
-                for row in reader
-                if row["item_id"] and row["text"].strip()
-            }
-        self.remember(texts)
-        return len(texts)
+
+def load_catalogue(store: ItemTexts, path: Path) -> int:
+    """Items from a CSV with `item_id` and `text` columns, so clients may send ids alone."""
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not {"item_id", "text"} <= set(reader.fieldnames or ()):
+            raise ValueError(f"{path}: needs the columns item_id and text")
+        texts = {
+            row["item_id"]: row["text"].strip()
+            for row in reader
+            if row["item_id"] and row["text"].strip()
+        }
+    store.remember(texts)
+    return len(texts)

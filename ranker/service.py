@@ -13,7 +13,7 @@ from ranker.budget import Deadline, HighWaterMark, LoopLag
 from ranker.embeddings import Embeddings, TextEmbedder
 from ranker.interest import InterestModel
 from ranker.issued_events import IssuedEvent, IssuedEvents
-from ranker.known_items import KnownItems
+from ranker.known_items import ItemTexts, KnownItems
 from ranker.metrics import RankerMetrics
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2
@@ -65,11 +65,13 @@ class RankingService:
         embedder: TextEmbedder,
         interest_model: InterestModel,
         policy: Policy,
-        known_items: KnownItems | None = None,
+        known_items: ItemTexts | None = None,
         pinnable: Collection[str] = (),
         metrics: RankerMetrics | None = None,
+        event_prefix: str = "",
     ) -> None:
-        """`pinnable`: the policy names a request may pin; the policy's own name always."""
+        """`pinnable`: the policy names a request may pin; the policy's own name always.
+        `event_prefix` starts every event id (a worker's name, workers.py)."""
         self.settings = settings
         self.embedder = embedder
         self.interest_model = interest_model
@@ -78,7 +80,7 @@ class RankingService:
         self.known_items = (
             known_items if known_items is not None else KnownItems(settings.known_items)
         )
-        self.issued = IssuedEvents(settings.issued_events_bytes)
+        self.issued = IssuedEvents(settings.issued_events_bytes, event_prefix)
         self.in_flight = 0
         self.metrics = metrics if metrics is not None else RankerMetrics()
         # What the stages after embedding take, reserved from the embedding wait, and how late

@@ -25,6 +25,11 @@ _POLICY = PolicySpec()
 class Settings:
     host: str = "0.0.0.0"
     port: int = 50051
+    # Ranker processes sharing the port (ranker/workers.py); each serves about one core.
+    workers: int = 1
+    # With workers, worker i also listens on worker_port_base + i, for clients that balance
+    # per request (gRPC round_robin over those ports); 0 for none.
+    worker_port_base: int = 0
     triton_url: str = "localhost:8001"
     model_name: str = "bert_encoder"
     model_repository: Path = Path("model_repository")
@@ -88,6 +93,13 @@ class Settings:
                 raise ValueError(f"{field.name} must not be negative, got {value}")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.worker_port_base and not 0 < self.worker_port_base <= 65536 - self.workers:
+            raise ValueError(
+                f"worker_port_base must leave room for {self.workers} ports below 65536, "
+                f"got {self.worker_port_base}"
+            )
         if not 0 <= self.metrics_port < 65536:
             raise ValueError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
 

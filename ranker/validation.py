@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ranker.interest import EVENT_WEIGHTS, HistoryEvent
-from ranker.known_items import KnownItems
+from ranker.known_items import ItemTexts
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2
 
@@ -33,7 +33,7 @@ class RankInput:
 def check_rank_request(
     request: ranker_pb2.RankRequest,
     settings: Settings,
-    known: KnownItems,
+    known: ItemTexts,
     pinnable: Collection[str],
 ) -> RankInput:
     _check_length("user_id", request.user_id, settings.max_id_chars)
@@ -123,7 +123,7 @@ def _check_items(where: str, items: list[tuple[str, str]], settings: Settings) -
 
 
 def _resolve_texts(
-    where: str, items: list[tuple[str, str]], known: KnownItems, fresh: dict[str, str]
+    where: str, items: list[tuple[str, str]], known: ItemTexts, fresh: dict[str, str]
 ) -> list[str]:
     """An item's own text, else one given for its id elsewhere in the request, else a known one."""
     texts = []

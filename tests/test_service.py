@@ -13,6 +13,7 @@ from ranker.bandits.similarity_ucb import SimilarityUCB
 from ranker.budget import HighWaterMark
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, Embeddings
 from ranker.interest import RecencyWeightedInterest, default_interest_model
+from ranker.known_items import load_catalogue
 from ranker.service import RankingService, RequestFailed
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2 as pb
@@ -340,7 +341,7 @@ def test_items_from_a_catalogue_file_may_come_by_id(tmp_path):
     catalogue = tmp_path / "items.csv"
     catalogue.write_text('item_id,text\nk1,candle red\nk2,"baking tin, round"\nk3,  \n')
     svc = service()
-    assert svc.known_items.load_csv(catalogue) == 2
+    assert load_catalogue(svc.known_items, catalogue) == 2
     response = rank(svc, request(candidates=[item("k1"), item("k2")]))
     assert [i.item_id for i in response.items] == ["k1", "k2"]
 

@@ -33,6 +33,18 @@ def test_negative_limit_is_refused():
         Settings(max_candidates=-1)
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"workers": 0}, "workers must be at least 1"),
+        ({"workers": 4, "worker_port_base": 65534}, "leave room for 4 ports"),
+    ],
+)
+def test_bad_worker_settings_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        Settings(**fields)
+
+
 def test_catalogue_flag_and_bad_catalogue_exit_cleanly(tmp_path, capsys):
     from ranker.cli import main
 
