@@ -21,14 +21,21 @@ CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handle
 ranker's event loop. Triton runs `--triton-nice` below the ranker's CPU priority, as it should
 on a shared host (docs/operations.md).
 
+`--workers N` starts the ranker with N worker processes. The generator then balances per request
+(gRPC round_robin over the workers' own ports, `--balance request`), or opens `--connections`
+channels to the shared port and leaves the spread to the kernel (`--balance connection`), which
+spreads connections, not requests, so a few busy connections can load one worker more.
+
     python bench/load.py                      # all scenarios, results in bench/results/load.*
     python bench/load.py --scenarios warm --rates 300,500,700
+    python bench/load.py --workers 2            # two ranker processes on the port
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import gc
 import json
@@ -41,19 +48,20 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
 import numpy as np
+import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from launcher.ports import LOOPBACK, pick_free_port, pick_free_ports  # noqa: E402
+from launcher.ports import LOOPBACK, pick_free_port_run, pick_free_ports  # noqa: E402
 from launcher.ranker_process import RankerProcess  # noqa: E402
 from launcher.triton import TritonServer  # noqa: E402
 from ranker.embeddings import ENCODER_UNAVAILABLE  # noqa: E402
@@ -93,6 +101,7 @@ class Arrivals:
     duration_s: float
     seed: int
     start: float
+    connections: int
 
 
 @dataclass
@@ -182,6 +191,31 @@ async def _call(
     )
 
 
+def channel_options(target: str) -> list[tuple[str, object]]:
+    """Each channel its own connections (as separate clients would open); a target of several
+    addresses (the workers' own ports) is balanced per request."""
+    options: list[tuple[str, object]] = [("grpc.use_local_subchannel_pool", 1)]
+    if "," in target:
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    return options
+
+
+@contextlib.asynccontextmanager
+async def connections(target: str, method: str, count: int) -> AsyncIterator[list]:
+    """`count` stubs over channels of their own, all connected: ranker workers sharing the port
+    each serve their own connections."""
+    channels = [
+        grpc.aio.insecure_channel(target, options=channel_options(target)) for _ in range(count)
+    ]
+    try:
+        for channel in channels:
+            await asyncio.wait_for(channel.channel_ready(), 5.0)
+        yield [channel.unary_unary(method) for channel in channels]
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
 async def open_loop(address: str, arrivals: Arrivals) -> list[Sample]:
     rate, duration_s, start = arrivals.rate, arrivals.duration_s, arrivals.start
     payloads = arrivals.payloads
@@ -189,9 +223,8 @@ async def open_loop(address: str, arrivals: Arrivals) -> list[Sample]:
     offsets = np.cumsum(rng.exponential(1.0 / rate, size=int(rate * duration_s * 1.5) + 10))
     offsets = offsets[offsets < duration_s]
     samples: list[Sample] = []
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = channel.unary_unary(RANK_METHOD)
-        await asyncio.wait_for(channel.channel_ready(), 5.0)  # connected before the clock starts
+    # Connected before the clock starts.
+    async with connections(address, RANK_METHOD, arrivals.connections) as stubs:
         # The generator's own collections would stall sends and answers and be counted as the
         # server's latency; it collects after the run instead.
         gc.disable()
@@ -202,7 +235,7 @@ async def open_loop(address: str, arrivals: Arrivals) -> list[Sample]:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 payload = payloads[i % len(payloads)]
-                call = _call(stub, payload, start + offset, samples)
+                call = _call(stubs[i % len(stubs)], payload, start + offset, samples)
                 tasks.append(asyncio.ensure_future(call))
             await asyncio.gather(*tasks)
         finally:
@@ -212,33 +245,44 @@ async def open_loop(address: str, arrivals: Arrivals) -> list[Sample]:
     return samples
 
 
-async def saturate(
-    address: str, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
-) -> float:
-    """Closed-loop throughput: `concurrency` callers, each sending as soon as it is answered."""
+@dataclass(frozen=True)
+class ClosedLoop:
+    """A saturation run: `concurrency` callers over `connections` channels, each sending as soon
+    as it is answered, for `duration_s`."""
+
+    target: str
+    method: str
+    payloads: Sequence[bytes]
+    concurrency: int
+    duration_s: float
+    connections: int
+
+
+async def saturate(run: ClosedLoop) -> float:
+    """Closed-loop throughput, requests per second."""
     done = 0
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = channel.unary_unary(method)
-        await asyncio.wait_for(channel.channel_ready(), 5.0)
-        end = time.perf_counter() + duration_s
+    payloads = run.payloads
+    async with connections(run.target, run.method, run.connections) as stubs:
+        end = time.perf_counter() + run.duration_s
 
         async def caller(offset: int) -> None:
             nonlocal done
             i = offset
+            stub = stubs[offset % len(stubs)]
             while time.perf_counter() < end:
                 await stub(payloads[i % len(payloads)], timeout=5.0)
                 done += 1
-                i += concurrency
+                i += run.concurrency
 
         start = time.perf_counter()
-        await asyncio.gather(*(caller(n) for n in range(concurrency)))
+        await asyncio.gather(*(caller(n) for n in range(run.concurrency)))
         return done / (time.perf_counter() - start)
 
 
 def generate(address: str, arrivals: Arrivals) -> Run:
     """The generator process's side of `Stack.start`."""
     cpu = time.process_time()
-    samples = asyncio.run(open_loop(address, arrivals))
+    samples = uvloop.run(open_loop(address, arrivals))
     busy_s = time.process_time() - cpu
     return Run(samples, busy_s / max(time.perf_counter() - arrivals.start, arrivals.duration_s))
 
@@ -248,27 +292,28 @@ def connect(address: str) -> None:
     before its clock starts is short."""
 
     async def ready() -> None:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with grpc.aio.insecure_channel(address, options=channel_options(address)) as channel:
             await asyncio.wait_for(channel.channel_ready(), 5.0)
 
     asyncio.run(ready())
 
 
-def saturation(
-    address: str, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
-) -> float:
-    return asyncio.run(saturate(address, method, payloads, concurrency, duration_s))
+def saturation(run: ClosedLoop) -> float:
+    """The generator process's side of `Stack.saturate`."""
+    return uvloop.run(saturate(run))
 
 
-def cache_counts(metrics_port: int) -> tuple[float, float]:
-    url = f"http://{LOOPBACK}:{metrics_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
+def cache_counts(metrics_ports: Sequence[int]) -> tuple[float, float]:
+    """Embedding cache hits and misses, summed over the workers' metrics ports."""
     counts = {"hit": 0.0, "miss": 0.0}
-    for family in text_string_to_metric_families(text):
-        if family.name == "ranker_embedding_cache_lookups":
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    counts[sample.labels["result"]] = sample.value
+    for port in metrics_ports:
+        url = f"http://{LOOPBACK}:{port}/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == "ranker_embedding_cache_lookups":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        counts[sample.labels["result"]] += sample.value
     return counts["hit"], counts["miss"]
 
 
@@ -308,27 +353,35 @@ def _p99(values: list[float]) -> float:
 
 
 class Stack:
-    """Triton and one ranker process on free loopback ports, Triton restartable in place, and
-    the load generator in a process of its own."""
+    """Triton and a ranker (`workers` processes) on free loopback ports, Triton restartable in
+    place, and the load generator in a process of its own, sending over `connections`."""
 
-    def __init__(self, repository: Path, ranker_args: Sequence[str], triton_nice: int) -> None:
+    def __init__(self, repository: Path, args: argparse.Namespace) -> None:
         grpc_port, http_port, metrics_port = pick_free_ports(3)
         self.triton = TritonServer(
             repository,
             grpc_port=grpc_port,
             http_port=http_port,
             metrics_port=metrics_port,
-            niceness=triton_nice,
+            niceness=args.triton_nice,
         )
-        self.metrics_port = pick_free_port()
+        first_metrics_port = pick_free_port_run(args.workers)
+        self.metrics_ports = range(first_metrics_port, first_metrics_port + args.workers)
         self.repository = repository
+        self.connections = args.connections
+        self.workers = args.workers
         self.ranker_args = [
             "--echo-rpc",
             "yes",
             "--metrics-port",
-            str(self.metrics_port),
-            *ranker_args,
+            str(first_metrics_port),
+            "--workers",
+            str(args.workers),
         ]
+        self.worker_port_base = 0
+        if args.workers > 1 and args.balance == "request":
+            self.worker_port_base = pick_free_port_run(args.workers)
+            self.ranker_args += ["--worker-port-base", str(self.worker_port_base)]
         self.ranker: RankerProcess | None = None
         # Spawned, not forked: a fork would copy this process's gRPC and Triton client state.
         self.generator = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
@@ -339,7 +392,7 @@ class Stack:
             self.ranker = RankerProcess(
                 self.triton.grpc_url, self.repository, extra_args=self.ranker_args
             ).start()
-            self.generator.submit(connect, self.ranker.address).result()
+            self.generator.submit(connect, self.address).result()
         except BaseException:
             self.__exit__()
             raise
@@ -353,51 +406,54 @@ class Stack:
 
     @property
     def address(self) -> str:
-        return self.ranker.address
+        """The generator's gRPC target: the shared port, or every worker's own port."""
+        if not self.worker_port_base:
+            return self.ranker.address
+        ports = range(self.worker_port_base, self.worker_port_base + self.workers)
+        return "ipv4:" + ",".join(f"{LOOPBACK}:{port}" for port in ports)
 
     def start(
         self, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
     ) -> tuple[Future[Run], float]:
         """An open-loop run in the generator process, and the moment its clock starts."""
-        arrivals = Arrivals(
-            payloads, rate, duration_s, seed, time.perf_counter() + GENERATOR_SETUP_S
-        )
+        start = time.perf_counter() + GENERATOR_SETUP_S
+        arrivals = Arrivals(payloads, rate, duration_s, seed, start, self.connections)
         return self.generator.submit(generate, self.address, arrivals), arrivals.start
 
     def run(
         self, scenario: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
     ) -> Row:
-        before = cache_counts(self.metrics_port)
+        before = cache_counts(self.metrics_ports)
         run = self.start(payloads, rate, duration_s, seed)[0].result()
-        return summarise(scenario, rate, run, (before, cache_counts(self.metrics_port)))
+        return summarise(scenario, rate, run, (before, cache_counts(self.metrics_ports)))
 
     def saturate(
         self, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
     ) -> float:
         """Closed-loop requests per second of `method`, from the generator process."""
-        args = (self.address, method, payloads, concurrency, duration_s)
-        return self.generator.submit(saturation, *args).result()
+        run = ClosedLoop(self.address, method, payloads, concurrency, duration_s, self.connections)
+        return self.generator.submit(saturation, run).result()
 
+    def warm_up(self, payloads: Sequence[bytes]) -> None:
+        """Each request once over each connection, slowly enough for Triton to embed every text
+        into the cache of every worker."""
 
-def warm_up(address: str, payloads: Sequence[bytes]) -> None:
-    """Each request once, slowly enough for Triton to embed every text into the cache."""
+        async def each() -> None:
+            async with connections(self.address, RANK_METHOD, self.connections) as stubs:
+                for stub in stubs:
+                    for payload in payloads:
+                        request = pb.RankRequest.FromString(payload)
+                        request.budget_ms = 10_000
+                        await stub(request.SerializeToString(), timeout=15.0)
 
-    async def each() -> None:
-        async with grpc.aio.insecure_channel(address) as channel:
-            stub = channel.unary_unary(RANK_METHOD)
-            for payload in payloads:
-                request = pb.RankRequest.FromString(payload)
-                request.budget_ms = 10_000
-                await stub(request.SerializeToString(), timeout=15.0)
-
-    asyncio.run(each())
+        asyncio.run(each())
 
 
 def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
     payloads = build_requests(titles, args.requests, seed=1)
     rows = []
-    with Stack(args.repository, [], args.triton_nice) as stack:
-        warm_up(stack.address, payloads)
+    with Stack(args.repository, args) as stack:
+        stack.warm_up(payloads)
         for rate in args.rates:
             rows.append(stack.run("warm", payloads, rate, args.duration, seed=int(rate)))
             print(format_row(rows[-1]), flush=True)
@@ -418,8 +474,8 @@ def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> li
 def scenario_cold(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
     count = int(args.cold_rate * args.duration) + 10
     payloads = build_requests(titles, count, seed=2, fresh=HISTORY + CANDIDATES, tag="cold")
-    with Stack(args.repository, [], args.triton_nice) as stack:
-        warm_up(stack.address, build_requests(titles, 1, seed=9))  # model discovered
+    with Stack(args.repository, args) as stack:
+        stack.warm_up(build_requests(titles, 1, seed=9))  # model discovered
         return [stack.run("cold", payloads, args.cold_rate, args.duration, seed=2)]
 
 
@@ -435,8 +491,8 @@ def scenario_slow(args: argparse.Namespace, titles: list[tuple[str, str]]) -> li
         warm = build_requests(titles, args.requests, seed=1)
         count = int(args.fault_rate * args.duration) + 10
         payloads = build_requests(titles, count, seed=3, fresh=args.fresh, tag="slow")
-        with Stack(repository, [], args.triton_nice) as stack:
-            warm_up(stack.address, warm[:20])
+        with Stack(repository, args) as stack:
+            stack.warm_up(warm[:20])
             return [stack.run("slow", payloads, args.fault_rate, args.duration, seed=3)]
 
 
@@ -444,9 +500,9 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
     duration = max(args.duration, 15.0)
     count = int(args.fault_rate * duration) + 10
     payloads = build_requests(titles, count, seed=4, fresh=args.fresh, tag="kill")
-    with Stack(args.repository, [], args.triton_nice) as stack:
-        warm_up(stack.address, build_requests(titles, args.requests, seed=1))
-        before = cache_counts(stack.metrics_port)
+    with Stack(args.repository, args) as stack:
+        stack.warm_up(build_requests(titles, args.requests, seed=1))
+        before = cache_counts(stack.metrics_ports)
         future, start = stack.start(payloads, args.fault_rate, duration, seed=4)
         _sleep_until(start + duration * 0.25)
         killed = time.perf_counter() - start
@@ -455,7 +511,7 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
         stack.triton.start()
         ready = time.perf_counter() - start
         run = future.result()
-        row = summarise("killed", args.fault_rate, run, (before, cache_counts(stack.metrics_port)))
+        row = summarise("killed", args.fault_rate, run, (before, cache_counts(stack.metrics_ports)))
     row.notes.update(recovery(run.samples, killed, ready))
     return [row]
 
@@ -544,6 +600,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slow-delay-ms", type=int, default=200)
     parser.add_argument(
         "--triton-nice", type=int, default=10, help="Triton's CPU priority below the ranker's"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="ranker processes on the port")
+    parser.add_argument("--connections", type=int, default=8, help="the generator's gRPC channels")
+    parser.add_argument(
+        "--balance",
+        choices=("request", "connection"),
+        default="request",
+        help="with workers: round_robin over their own ports, or the kernel's spread of "
+        "connections over the shared port",
     )
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--items", type=Path, default=ITEMS_CSV)
