@@ -623,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cwd=ROOT,
     )
     titles = load_titles(args.items)
+    print(f"ranker workers: {args.workers}, balance: {args.balance}", flush=True)
     print(HEADER, flush=True)
     rows: list[Row] = []
     for name in args.scenarios.split(","):
@@ -634,7 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, value in row.notes.items():
             print(f"{row.scenario}: {key} = {value:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps([asdict(row) for row in rows], indent=2))
+    run = {"workers": args.workers, "balance": args.balance, "connections": args.connections}
+    report = {"run": run, "rows": [asdict(row) for row in rows]}
+    (RESULTS / "load.json").write_text(json.dumps(report, indent=2) + "\n")
     with (RESULTS / "load.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(name for name, _ in COLUMNS)
