@@ -19,6 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from demo.catalogue import load_items
 from launcher.triton import TritonServer
+from ranker.settings import Settings
 from ranker.triton import encoder_inputs
 
 pytestmark = pytest.mark.integration
@@ -64,9 +65,11 @@ def client(text_repository: Path) -> Iterator[grpcclient.InferenceServerClient]:
 
 @pytest.fixture(scope="module")
 def tokenizer(model_repository: Path) -> Tokenizer:
+    """The exported tokenizer as the ranker uses it: truncated at its max_tokens."""
     versions = (model_repository / "bert_encoder").glob("[0-9]*")
     newest = max(versions, key=lambda path: int(path.name))
     tokenizer = Tokenizer.from_file(str(newest / "tokenizer" / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=Settings().max_tokens)
     tokenizer.enable_padding(pad_id=0)
     return tokenizer
 
@@ -109,7 +112,7 @@ def test_tokenizer_pads_to_the_longest_text_and_truncates(client, tokenizer):
         result = client.infer(model, [text_input(values)])
         assert result.as_numpy("input_ids").tolist() == [e.ids for e in expected]
         assert result.as_numpy("attention_mask").tolist() == [e.attention_mask for e in expected]
-    assert result.as_numpy("input_ids").shape[1] == tokenizer.truncation["max_length"]
+    assert result.as_numpy("input_ids").shape[1] == Settings().max_tokens
 
 
 @pytest.mark.parametrize(

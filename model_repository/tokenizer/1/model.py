@@ -1,8 +1,9 @@
 """Triton Python-backend model: product text to the token ids that `bert_encoder` takes.
 
 It loads the tokenizer.json that `python -m export` published beside the newest bert_encoder
-version, the one Triton serves, so the ids always match the weights; the file already carries
-the export's truncation length and no padding. Depends on numpy and tokenizers only.
+version, the one Triton serves, so the ids always match the weights; the file carries no padding
+and the export's truncation length, which the `max_tokens` parameter replaces (the ranker's, so
+that both embed a long text alike). Depends on numpy and tokenizers only.
 """
 
 import json
@@ -24,6 +25,9 @@ class TritonPythonModel:
         repository = os.path.dirname(os.path.normpath(args["model_repository"]))
         path = os.path.join(repository, configured) if configured else served_tokenizer(repository)
         self.tokenizer = Tokenizer.from_file(path)
+        max_tokens = parameters.get("max_tokens", {}).get("string_value", "")
+        if max_tokens:
+            self.tokenizer.enable_truncation(max_length=int(max_tokens))
 
     def execute(self, requests: list) -> list:
         """One encode_batch over every text in the dynamic batch, then each request's share,
