@@ -48,7 +48,7 @@ from next_basket.baselines import (
 )
 from next_basket.calibration import calibrate
 from next_basket.data import load_transactions
-from next_basket.embeddings import cached_embeddings
+from next_basket.embeddings import cached_embeddings, latest_version
 from next_basket.metrics import Tables
 from next_basket.options import add_data_options, columns_from
 from next_basket.protocol import CandidateGrid, Episode, Scorer, build_episodes, score_grid
@@ -56,6 +56,7 @@ from next_basket.significance import paired_bootstrap
 from next_basket.trade_off import Split, best_shift, format_trade_off, trade_off
 from next_basket.tuning import PartGrids, changed, tune
 
+from ranker.encoder_identity import encoder_fingerprint
 from ranker.interest import (
     EvolvingInterest,
     InterestModel,
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read {args.data}: {error}", file=sys.stderr)
         return 2
     vectors = cached_embeddings(args.repository, args.cache_dir, transactions.item_texts)
+    encoder = encoder_fingerprint(latest_version(args.repository))
     counts = CoPurchaseCounts(transactions)
     settings = Settings()
 
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return episodes, Tables(CandidateGrid.from_episodes(episodes))
 
     def served(model_name: str, model: InterestModel) -> InterestModelScorer:
-        return InterestModelScorer(model_name, model, vectors, transactions)
+        return InterestModelScorer(model_name, model, vectors, transactions, encoder)
 
     evolving_params = interest_params(settings)
     validation_split = episodes_and_tables(invoices_back=1)
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         fitted = calibrate(training, evolving_params, vectors)
         shift = best_shift(Split(search, validation_scores), evolving_params, fitted)
-        served_model = TwoStreamInterest(replace(fitted, discovery_shift=shift), evolving_params)
+        weights = replace(fitted, discovery_shift=shift, encoder=encoder)
+        served_model = TwoStreamInterest(weights, evolving_params)
         try:
             served_model.weights.save(
                 args.refit,

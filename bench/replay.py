@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from next_basket.data import Columns, Transactions, load_transactions
-from next_basket.embeddings import cached_embeddings
+from next_basket.embeddings import cached_embeddings, latest_version
 from next_basket.protocol import invoice_popularity, sample_negatives
 
 from ranker.bandits.ensemble import WITH_INTEREST, WITHOUT_INTEREST
@@ -40,6 +40,7 @@ from ranker.bandits.registry import (
 )
 from ranker.budget import Deadline
 from ranker.embeddings import Embeddings
+from ranker.encoder_identity import encoder_fingerprint
 from ranker.interest import default_interest_model
 from ranker.service import RankingService
 from ranker.settings import Settings
@@ -54,16 +55,18 @@ MODEL_VERSION = "bert_encoder:cached"
 class CachedEmbedder:
     """A `TextEmbedder` over precomputed vectors: the served encoder's output, without Triton."""
 
-    def __init__(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray, encoder: str = "") -> None:
+        """`encoder`: the fingerprint of the version that made `vectors`."""
         self._rows = {text: row for row, text in enumerate(texts)}
         self._vectors = vectors
+        self.encoder = encoder
 
     async def embed(self, texts: Sequence[str], deadline: Deadline) -> Embeddings:
         rows = np.array([self._rows.get(text, -1) for text in texts], dtype=np.int64)
         missing = rows < 0
         vectors = self._vectors[np.maximum(rows, 0)]
         vectors[missing] = 0.0
-        return Embeddings(MODEL_VERSION, vectors, missing)
+        return Embeddings(MODEL_VERSION, vectors, missing, encoder=self.encoder)
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     vectors = cached_embeddings(args.repository, args.cache_dir, transactions.item_texts)
     settings = Settings()
-    embedder = CachedEmbedder(transactions.item_texts, vectors)
+    encoder = encoder_fingerprint(latest_version(args.repository))
+    embedder = CachedEmbedder(transactions.item_texts, vectors, encoder)
     services = build_services(settings, embedder, spec, others)
     stream = visits(
         transactions,

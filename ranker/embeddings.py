@@ -21,6 +21,7 @@ import numpy as np
 from ranker.batcher import EmbeddingBatcher
 from ranker.budget import Deadline
 from ranker.cache import EmbeddingCache
+from ranker.encoder_identity import encoder_fingerprint
 from ranker.tokenizer import TextTokenizer
 from ranker.triton import EncoderTimeout, EncoderUnavailable, ServedModel, TritonEncoderClient
 
@@ -37,6 +38,8 @@ class Embeddings:
     missing: np.ndarray
     # Why texts are missing: ENCODER_UNAVAILABLE or ENCODER_TIMEOUT; None when none are.
     failure: str | None = None
+    # The fingerprint of the weights that made the vectors (encoder_identity.py); "" unknown.
+    encoder: str = ""
 
 
 class TextEmbedder(Protocol):
@@ -69,6 +72,7 @@ class TritonTextEmbedder:
         self.max_calls = max_calls
         self.batcher: EmbeddingBatcher | None = None
         self._model: ServedModel | None = None
+        self._encoder = ""
         self._stale = True
         self._discovered_at = 0.0
         self._refresh: asyncio.Task[None] | None = None
@@ -84,7 +88,8 @@ class TritonTextEmbedder:
             # The warm path: one copy of the cached rows (np.stack would cost 3x).
             rows = np.concatenate(cached_vectors) if texts else np.zeros(0, dtype=np.float32)
             vectors = rows.reshape(len(texts), model.dim)
-            return Embeddings(model.label, vectors, np.zeros(len(texts), dtype=bool))
+            missing = np.zeros(len(texts), dtype=bool)
+            return Embeddings(model.label, vectors, missing, encoder=self._encoder)
         vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
         missing = np.ones(len(texts), dtype=bool)
         if hit_rows:
@@ -113,7 +118,7 @@ class TritonTextEmbedder:
                 failure = ENCODER_UNAVAILABLE
             else:
                 failure = failure or ENCODER_TIMEOUT
-        return Embeddings(model.label, vectors, missing, failure)
+        return Embeddings(model.label, vectors, missing, failure, self._encoder)
 
     async def _served_model(self, deadline: Deadline) -> ServedModel | None:
         if self._model is None:
@@ -139,13 +144,17 @@ class TritonTextEmbedder:
                     self.max_calls,
                 )
                 self._model = model
+                self._encoder = encoder_fingerprint(self._version_dir(model))
             self._stale = False
             self._discovered_at = time.monotonic()
         except (EncoderUnavailable, EncoderTimeout):
             self._stale = True
 
+    def _version_dir(self, model: ServedModel) -> Path:
+        return self.model_repository / model.name / model.version
+
     def _load_tokenizer(self, model: ServedModel) -> TextTokenizer:
-        path = self.model_repository / model.name / model.version / "tokenizer" / "tokenizer.json"
+        path = self._version_dir(model) / "tokenizer" / "tokenizer.json"
         if not path.is_file():
             raise EncoderUnavailable(f"no tokenizer for {model.label}: {path} is missing")
         return TextTokenizer(path, self.max_tokens)

@@ -174,6 +174,7 @@ class RankingService:
         profile = self.interest_model.profile(
             [event for event, found in zip(history, history_found, strict=True) if found],
             embeddings.vectors[n:][history_found],
+            encoder=embeddings.encoder,
         )
         # Candidates without an embedding have zero vectors: they are scored by what the
         # profile knows of them by id and by what the policy learned from feedback.

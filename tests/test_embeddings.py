@@ -2,6 +2,7 @@
 deadlines, late results filling the cache, and recovery."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from ranker.budget import Deadline
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, TritonTextEmbedder
+from ranker.encoder_identity import encoder_fingerprint
 from ranker.triton import EncoderTimeout, EncoderUnavailable, ServedModel
 
 DIM = 4
@@ -264,3 +266,27 @@ def test_an_overload_queues_in_the_ranker_and_drops_what_nobody_can_use(reposito
     assert not first.missing.any() and not second.missing.any()
     assert third.missing.all() and third.failure == ENCODER_TIMEOUT
     assert triton.batches == [2, 2]  # the third batch never reached Triton
+
+
+def test_embeddings_name_the_weights_of_the_version_that_made_them(repository):
+    """From each version's manifest, so that priors fitted on one encoder's space stay there."""
+    manifest = {"source": {"weights_sha256": {"model.safetensors": "aa"}}}
+    (repository / "enc" / "2" / "manifest.json").write_text(json.dumps(manifest))
+    triton = FakeTriton(version="1")
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        first = await emb.embed(["w1"], Deadline(1.0))
+        triton.model = ServedModel("enc", "2", 8, DIM)
+        emb._stale = True  # what a failed call or the poll interval does
+        await emb.embed(["w1"], Deadline(1.0))
+        await asyncio.sleep(0.01)  # the background discovery
+        return first, await emb.embed(["w1"], Deadline(1.0))
+
+    first, second = run(scenario())
+    assert first.encoder == "" and first.model_version == "enc:1"  # no manifest: unknown
+    assert second.model_version == "enc:2"
+    assert second.encoder == encoder_fingerprint(repository / "enc" / "2") != ""
+    manifest["source"]["weights_sha256"]["model.safetensors"] = "bb"
+    (repository / "enc" / "1" / "manifest.json").write_text(json.dumps(manifest))
+    assert encoder_fingerprint(repository / "enc" / "1") != second.encoder

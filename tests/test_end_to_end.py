@@ -18,6 +18,8 @@ from demo.catalogue import BAKING, CANDLES, family, load_items, unrelated
 from demo.requests import events, rank_request
 from launcher.ranker_process import RankerProcess
 from launcher.triton import TritonServer
+from ranker.encoder_identity import encoder_fingerprint
+from ranker.interest.streams import fitted_weights
 from ranker.settings import Settings
 from ranker.tokenizer import TextTokenizer
 from ranker.triton import encoder_inputs
@@ -210,3 +212,9 @@ def rank_until_recovered(stub, request, within_s: float) -> pb.RankResponse:
         if not response.degraded or time.monotonic() > give_up:
             return response
         time.sleep(0.1)
+
+
+def test_the_shipped_interest_weights_were_fitted_on_the_bundled_encoder(model_repository):
+    """Their content prior applies to the encoder the export builds by default, and only to it."""
+    newest = max((model_repository / "bert_encoder").glob("[0-9]*"), key=lambda p: int(p.name))
+    assert fitted_weights().encoder == encoder_fingerprint(newest) != ""

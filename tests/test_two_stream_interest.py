@@ -123,6 +123,24 @@ def test_the_content_prior_lifts_what_it_learned_and_ignores_other_encoders() ->
     np.testing.assert_array_equal(other_encoder["discovery_content"], np.zeros(3))
 
 
+def test_the_content_prior_applies_to_the_encoder_it_was_fitted_with_only() -> None:
+    staples = [(f"staple{n}", unit_vector(n)) for n in range(3)]
+    events, vectors = baskets(*[staples] * 2)
+    along = unit_vector(9)
+    weights = replace(
+        fitted_weights(), discovery_content=tuple((4.0 * along).tolist()), encoder="abc"
+    )
+    model = TwoStreamInterest(weights)
+    without_prior = TwoStreamInterest(replace(weights, repeat_content=(), discovery_content=()))
+    candidates = np.stack([along, -along])
+    fitted = model.profile(events, vectors, encoder="abc").relevance(["a", "b"], candidates)
+    assert fitted[0] > fitted[1]
+    plain = without_prior.profile(events, vectors, encoder="abc").relevance(["a", "b"], candidates)
+    for encoder in ("another", ""):
+        other = model.profile(events, vectors, encoder=encoder).relevance(["a", "b"], candidates)
+        np.testing.assert_array_equal(other, plain)
+
+
 def test_relevance_is_a_probability_and_independent_of_candidate_order() -> None:
     staples = [(f"staple{n}", unit_vector(n)) for n in range(3)]
     events, vectors = baskets(*[staples] * 4, [("new", unit_vector(7))])
@@ -151,6 +169,7 @@ def test_weights_round_trip_and_refuse_other_parts(tmp_path: Path) -> None:
         (0.125, -0.125),
         (0.0, 1.0),
         0.75,
+        "abc",
     )
     path = tmp_path / "weights.json"
     weights.save(path, "test")

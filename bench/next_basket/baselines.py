@@ -115,11 +115,18 @@ class InterestModelScorer:
     so the figures are the served model's."""
 
     def __init__(
-        self, name: str, model: InterestModel, vectors: np.ndarray, transactions: Transactions
+        self,
+        name: str,
+        model: InterestModel,
+        vectors: np.ndarray,
+        transactions: Transactions,
+        encoder: str = "",
     ) -> None:
+        """`encoder`: the fingerprint of the version that made `vectors`."""
         self.name = name
         self.model = model
         self.vectors = vectors
+        self.encoder = encoder
         self.item_ids = transactions.item_ids
         self.item_texts = transactions.item_texts
 
@@ -132,7 +139,7 @@ class InterestModelScorer:
             )
             for item, time in zip(newest_first.tolist(), history.times[::-1].tolist(), strict=True)
         ]
-        return self.model.profile(events, self.vectors[newest_first])
+        return self.model.profile(events, self.vectors[newest_first], self.encoder)
 
     def candidate_ids(self, candidates: np.ndarray) -> list[str]:
         return [self.item_ids[item] for item in candidates.tolist()]

@@ -46,8 +46,12 @@ class UserProfile(Protocol):
 
 
 class InterestModel(Protocol):
-    def profile(self, events: Sequence[HistoryEvent], vectors: np.ndarray) -> UserProfile:
-        """`vectors` holds the embeddings of `events`, row by row."""
+    def profile(
+        self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
+    ) -> UserProfile:
+        """`vectors` holds the embeddings of `events`, row by row; `encoder` is the fingerprint
+        of the weights that made them (ranker/encoder_identity.py), "" when unknown: a model
+        with priors learned on one encoder's embeddings applies them to that encoder's only."""
         ...
 
 

@@ -111,7 +111,10 @@ class EvolvingInterest:
             self.params.similarity_half_life_hours, event_weights
         )
 
-    def profile(self, events: Sequence[HistoryEvent], vectors: np.ndarray) -> EvolvingProfile:
+    def profile(
+        self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
+    ) -> EvolvingProfile:
+        """`encoder`: unused, this model learns nothing from embeddings."""
         short = self.short.interest(events, vectors)
         long = self.long.interest(events, vectors)
         drift = 0.0 if short is None or long is None else float(1.0 - short @ long) / 2.0

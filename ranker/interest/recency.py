@@ -23,7 +23,10 @@ class RecencyWeightedInterest:
         times = np.array([e.time_s for e in events], dtype=np.float64)
         return type_weights(events, self.event_weights) * decay(times, self.half_life_hours)
 
-    def profile(self, events: Sequence[HistoryEvent], vectors: np.ndarray) -> CosineProfile:
+    def profile(
+        self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
+    ) -> CosineProfile:
+        """`encoder`: unused, a cosine holds in any embedding space."""
         return CosineProfile(self.interest(events, vectors))
 
     def interest(self, events: Sequence[HistoryEvent], vectors: np.ndarray) -> np.ndarray | None:

@@ -8,7 +8,8 @@ basket. Both streams also read the user's habits (how often they take an item ag
 and how large their baskets are), so a heavy re-buyer's old items rise above close new items
 and a user who rarely repeats sees close new items first; and a learned prior on the candidate's
 text (its embedding times per-stream content weights: which kinds of items people take again,
-which they try), which applies only to embeddings of the size it was fitted on.
+which they try), which applies only to embeddings of the encoder it was fitted with (its
+fingerprint, ranker/encoder_identity.py, is stored with the weights).
 
 The weights are fitted on earlier invoices than any evaluated one (stream_weights.json;
 `bench/evaluate.py --refit` refits them). `discovery_shift` adds log-odds to new items: it trades
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -49,6 +50,16 @@ class StreamWeights:
     repeat_content: tuple[float, ...] = ()
     discovery_content: tuple[float, ...] = ()
     discovery_shift: float = 0.0
+    # The fingerprint of the encoder the content weights were fitted with; "" for any encoder
+    # whose embeddings have their size.
+    encoder: str = ""
+
+    def for_encoder(self, encoder: str) -> StreamWeights:
+        """These weights, without the content prior unless `encoder` made the embeddings it
+        was fitted on ("" for an unknown encoder)."""
+        if not self.encoder or self.encoder == encoder:
+            return self
+        return replace(self, repeat_content=(), discovery_content=())
 
     def save(self, path: Path, note: str) -> None:
         stored = {
@@ -56,6 +67,7 @@ class StreamWeights:
             "repeat_parts": list(REPEAT_PARTS),
             "discovery_parts": list(DISCOVERY_PARTS),
             "discovery_shift": round(self.discovery_shift, 4),
+            "encoder": self.encoder,
             **{name: [round(w, 5) for w in getattr(self, name)] for name in WEIGHT_LISTS},
         }
         path.write_text(json.dumps(stored) + "\n")
@@ -72,6 +84,7 @@ class StreamWeights:
         return cls(
             **{name: tuple(stored[name]) for name in WEIGHT_LISTS},
             discovery_shift=float(stored["discovery_shift"]),
+            encoder=stored.get("encoder", ""),
         )
 
 
@@ -138,6 +151,8 @@ class TwoStreamInterest:
     def params(self) -> EvolvingInterestParams:
         return self.evolving.params
 
-    def profile(self, events: Sequence[HistoryEvent], vectors: np.ndarray) -> TwoStreamProfile:
+    def profile(
+        self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
+    ) -> TwoStreamProfile:
         evolving = self.evolving.profile(events, vectors)
-        return TwoStreamProfile(evolving.vector, evolving, self.weights)
+        return TwoStreamProfile(evolving.vector, evolving, self.weights.for_encoder(encoder))
