@@ -48,7 +48,7 @@ from next_basket.baselines import (
 )
 from next_basket.calibration import calibrate
 from next_basket.data import load_transactions
-from next_basket.embeddings import cached_embeddings, latest_version
+from next_basket.embeddings import cached_embeddings
 from next_basket.metrics import Tables
 from next_basket.options import add_data_options, columns_from
 from next_basket.protocol import CandidateGrid, Episode, Scorer, build_episodes, score_grid
@@ -56,7 +56,6 @@ from next_basket.significance import paired_bootstrap
 from next_basket.trade_off import Split, best_shift, format_trade_off, trade_off
 from next_basket.tuning import PartGrids, changed, tune
 
-from ranker.encoder_identity import encoder_fingerprint
 from ranker.interest import (
     EvolvingInterest,
     InterestModel,
@@ -151,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, ValueError) as error:
         print(f"error: cannot read {args.data}: {error}", file=sys.stderr)
         return 2
-    vectors = cached_embeddings(args.repository, args.cache_dir, transactions.item_texts)
-    encoder = encoder_fingerprint(latest_version(args.repository))
+    vectors, encoder = cached_embeddings(args.repository, args.cache_dir, transactions.item_texts)
     counts = CoPurchaseCounts(transactions)
     settings = Settings()
 

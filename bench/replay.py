@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from next_basket.data import Columns, Transactions, load_transactions
-from next_basket.embeddings import cached_embeddings, latest_version
+from next_basket.embeddings import cached_embeddings
 from next_basket.protocol import invoice_popularity, sample_negatives
 
 from ranker.bandits.ensemble import WITH_INTEREST, WITHOUT_INTEREST
@@ -40,7 +40,6 @@ from ranker.bandits.registry import (
 )
 from ranker.budget import Deadline
 from ranker.embeddings import Embeddings
-from ranker.encoder_identity import encoder_fingerprint
 from ranker.interest import default_interest_model
 from ranker.service import RankingService
 from ranker.settings import Settings
@@ -291,9 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    vectors = cached_embeddings(args.repository, args.cache_dir, transactions.item_texts)
+    vectors, encoder = cached_embeddings(args.repository, args.cache_dir, transactions.item_texts)
     settings = Settings()
-    encoder = encoder_fingerprint(latest_version(args.repository))
     embedder = CachedEmbedder(transactions.item_texts, vectors, encoder)
     services = build_services(settings, embedder, spec, others)
     stream = visits(

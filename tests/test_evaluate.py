@@ -246,9 +246,11 @@ def test_cli_writes_the_tables_and_intervals(
     ]
     pq.write_table(table(lines), tmp_path / "shop.parquet")
 
-    def fake_embeddings(repository: Path, cache_dir: Path, texts: list[str]) -> np.ndarray:
+    def fake_embeddings(
+        repository: Path, cache_dir: Path, texts: list[str]
+    ) -> tuple[np.ndarray, str]:
         vectors = np.random.default_rng(0).normal(size=(len(texts), 8))
-        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), ""
 
     monkeypatch.setattr(evaluate, "cached_embeddings", fake_embeddings)
     data = str(tmp_path / "shop.parquet")

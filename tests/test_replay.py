@@ -43,9 +43,9 @@ def shop_table(customers: int = 8, invoices: int = 6, items: int = 40, seed: int
     return pa.Table.from_pylist(rows)
 
 
-def fake_embeddings(repository: Path, cache_dir: Path, texts: list[str]) -> np.ndarray:
+def fake_embeddings(repository: Path, cache_dir: Path, texts: list[str]) -> tuple[np.ndarray, str]:
     vectors = np.random.default_rng(0).normal(size=(len(texts), 8))
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32), ""
 
 
 def test_visits_walk_invoices_in_time_order_with_the_history_before_each():
@@ -84,7 +84,7 @@ def test_the_cached_embedder_marks_unknown_texts_missing():
 
 def test_each_run_keeps_its_own_state_and_earns_rewards_through_feedback():
     transactions = clean(shop_table(), COLUMNS)
-    vectors = fake_embeddings(Path(), Path(), transactions.item_texts)
+    vectors, _ = fake_embeddings(Path(), Path(), transactions.item_texts)
     embedder = replay.CachedEmbedder(transactions.item_texts, vectors)
     spec = PolicySpec(ensemble_members="ucb1,linucb")
     services = replay.build_services(Settings(), embedder, spec)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ranker.encoder_identity import encoder_fingerprint
 from ranker.tokenizer import TextTokenizer
 
 MODEL_NAME = "bert_encoder"
@@ -53,8 +54,11 @@ def encode(version_dir: Path, texts: list[str]) -> np.ndarray:
     return vectors
 
 
-def cached_embeddings(repository: Path, cache_dir: Path, texts: list[str]) -> np.ndarray:
-    """Embeddings of `texts`, encoding only those the cache for this model lacks."""
+def cached_embeddings(
+    repository: Path, cache_dir: Path, texts: list[str]
+) -> tuple[np.ndarray, str]:
+    """Embeddings of `texts`, encoding only those the cache for this model lacks, and the
+    fingerprint of the encoder that made them (ranker/encoder_identity.py)."""
     version_dir = latest_version(repository)
     cache_file = cache_dir / f"{file_sha256(version_dir / 'model.onnx')}.npz"
     known: dict[str, np.ndarray] = {}
@@ -67,4 +71,5 @@ def cached_embeddings(repository: Path, cache_dir: Path, texts: list[str]) -> np
         cache_dir.mkdir(parents=True, exist_ok=True)
         all_texts = list(known)
         np.savez(cache_file, texts=np.array(all_texts), vectors=np.stack(list(known.values())))
-    return np.stack([known[t] for t in texts]).astype(np.float32)
+    vectors = np.stack([known[t] for t in texts]).astype(np.float32)
+    return vectors, encoder_fingerprint(version_dir)
