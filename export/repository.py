@@ -11,7 +11,10 @@ from pathlib import Path
 from export.errors import ExportInputError
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_VERSION = re.compile(r"[0-9]+")
+# A version that `python -m export rollback` moved aside: Triton ignores directories whose names
+# are not numbers, so a restart does not serve it again; its number is never reused.
+ROLLED_BACK_PREFIX = "rolled-back-"
+_VERSION = re.compile(rf"(?:{ROLLED_BACK_PREFIX})?([0-9]+)")
 
 
 def model_path(repository: Path, model_name: str) -> Path:
@@ -37,11 +40,20 @@ def check_writable(model_dir: Path) -> None:
 
 
 def latest_version(model_dir: Path) -> int | None:
-    """Counts every numeric entry, even an empty dir or a file, so none is ever renamed over."""
+    """Counts every numeric entry, even an empty dir or a file, so none is ever renamed over,
+    and every rolled-back one, so no number comes back with other weights (rankers key their
+    embedding cache by the version)."""
     if not model_dir.is_dir():
         return None
-    versions = [int(entry.name) for entry in model_dir.iterdir() if _VERSION.fullmatch(entry.name)]
-    return max(versions, default=None)
+    found = (_VERSION.fullmatch(entry.name) for entry in model_dir.iterdir())
+    return max((int(match.group(1)) for match in found if match), default=None)
+
+
+def set_aside(model_dir: Path, version: int) -> Path:
+    """Renames a version so that Triton no longer sees it; OSError when it cannot."""
+    aside = model_dir / f"{ROLLED_BACK_PREFIX}{version}"
+    os.rename(model_dir / str(version), aside)
+    return aside
 
 
 def publish_version(model_dir: Path, write_files: Callable[[Path], None]) -> tuple[int, Path]:

@@ -5,7 +5,9 @@ versions serve: load the target beside the served versions, warm it with real in
 the rankers switch (they serve the newest ready version and key their cache by it), and only
 then retire the old versions. Moving to an older version cannot switch the rankers while the
 newer one serves, so there the newer one is retired first and the rankers follow on their next
-poll. Any failure restores the versions that were served before: never nothing.
+poll. Any failure restores the versions that were served before: never nothing. A rollback
+then moves every version above its target aside (renamed `rolled-back-N`, which Triton ignores),
+so that a restart does not serve them again.
 
 Exit codes: 0 moved or already there, 1 a step failed (the old versions still serve),
 2 bad input, 130 interrupted. Progress goes to stderr, the result line to stdout.
@@ -29,6 +31,7 @@ from export.console import (
     log,
 )
 from export.errors import ExportInputError
+from export.repository import set_aside
 from export.rollout_ranker import wait_for_version
 from export.rollout_triton import ModelControl, RolloutError
 
@@ -121,8 +124,23 @@ def _run(command: str, args: argparse.Namespace) -> int:
     finally:
         control.close()
     retired = [version for version in served if version != target]
+    if command == "rollback":
+        _set_aside_above(args.repository / args.model_name, target)
     print(f"{command} done: {args.model_name} serves version {target} (retired {retired})")
     return 0
+
+
+def _set_aside_above(model_dir: Path, target: int) -> None:
+    """A rollback sticks: every version above the target leaves Triton's view, or a restart
+    (whose version policy serves the newest) would bring back what was rolled back."""
+    for version in version_dirs(model_dir.parent, model_dir.name):
+        if version <= target:
+            continue
+        try:
+            aside = set_aside(model_dir, version)
+            log(f"moved version {version} aside to {aside}; rename it back to serve it again")
+        except OSError as error:
+            log(f"warning: version {version} stays in {model_dir} ({error}): a restart serves it")
 
 
 def version_dirs(repository: Path, model_name: str) -> list[int]:

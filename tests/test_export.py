@@ -23,7 +23,7 @@ import export.parity
 import export.pipeline
 from export.cli import main
 from export.model_config import INPUT_NAMES, OUTPUT_NAME
-from export.repository import latest_version, publish_version
+from export.repository import latest_version, publish_version, set_aside
 from export.serving_tokenizer import encode_padded
 from export.targets.python_ort import MODEL_SOURCE
 
@@ -599,6 +599,12 @@ def test_publish_version_takes_the_next_free_number_and_cleans_up_on_error(
     assert latest_version(tmp_path) == 5
     assert (tmp_path / "1" / "model.onnx").read_text() == "v1"
     assert tree(tmp_path) == ["1", "1/model.onnx", "4", "5", "5/x", "not-a-version"]
+
+    # A rolled-back version leaves Triton's view, and its number is never published again.
+    assert set_aside(tmp_path, 5) == tmp_path / "rolled-back-5"
+    assert latest_version(tmp_path) == 5
+    version, _ = publish_version(tmp_path, lambda staging: (staging / "x").write_text("v6"))
+    assert version == 6
 
 
 def test_exports_the_default_minilm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -229,7 +229,17 @@ def rollout_argv(command: str, triton: TritonServer, repository: Path, *extra: s
     ]
 
 
+@pytest.fixture
+def restores_version_2(repository: Path) -> Iterator[None]:
+    """Puts a rolled-back version 2 back in place for the tests after."""
+    yield
+    aside = repository / MODEL / "rolled-back-2"
+    if aside.is_dir():
+        aside.rename(repository / MODEL / "2")
+
+
 @pytest.mark.integration
+@pytest.mark.usefixtures("restores_version_2")
 def test_rollout_and_rollback_drop_no_request(explicit_triton, rollout_ranker, repository, capsys):
     ranker_url = ("--ranker-url", rollout_ranker.address)
     assert served_versions(explicit_triton, repository) == [1]
@@ -253,6 +263,9 @@ def test_rollout_and_rollback_drop_no_request(explicit_triton, rollout_ranker, r
         f"rollback done: {MODEL} serves version 1 (retired [2])",
     ]
     assert served_versions(explicit_triton, repository) == [1]
+    # The rollback sticks: a restart would serve the newest numbered version, so 2 is set aside.
+    assert (repository / MODEL / "rolled-back-2").is_dir()
+    assert not (repository / MODEL / "2").exists()
     versions = [answer.model_version for answer in ranks.answers]
     assert {f"{MODEL}:1", f"{MODEL}:2"} <= set(versions)
     assert versions[-1] == f"{MODEL}:1"
