@@ -153,9 +153,11 @@ def serve_workers(settings: Settings, serve_one: ServeOne) -> int:
             signal.signal(sig, lambda *_: stop.set())
         for process in workers:
             process.start()
-        while not stop.is_set() and not wait([p.sentinel for p in workers], timeout=0.2):
-            pass
-        died = [p.name for p in workers if not p.is_alive()]
+        ended: list = []
+        while not stop.is_set() and not ended:
+            ended = wait([p.sentinel for p in workers], timeout=0.2)
+        # By the sentinel, not is_alive(): a worker's pipe closes before its exit is reaped.
+        died = [p.name for p in workers if p.sentinel in ended]
         for process in workers:
             if process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)

@@ -122,12 +122,25 @@ def test_sigterm_stops_every_worker_and_frees_the_port(triton, model_repository)
     assert alone.stop() == 0
 
 
-def test_a_lone_ranker_refuses_a_port_already_served(ranker, triton, model_repository):
+def serve_on_a_taken_port(ranker, triton, model_repository, *args: str):
     command = [sys.executable, "-m", "ranker", "--host", LOOPBACK, "--port", str(ranker.port)]
     command += ["--triton-url", triton.grpc_url, "--model-repository", str(model_repository)]
-    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_a_lone_ranker_refuses_a_port_already_served(ranker, triton, model_repository):
+    second = serve_on_a_taken_port(ranker, triton, model_repository)
     assert second.returncode == 1
     assert f"cannot serve on {LOOPBACK}:{ranker.port}" in second.stderr
+
+
+def test_a_worker_that_fails_stops_the_others_and_the_ranker_exits_1(
+    ranker, triton, model_repository
+):
+    second = serve_on_a_taken_port(ranker, triton, model_repository, "--workers", "2")
+    assert second.returncode == 1
+    assert f"cannot serve on {LOOPBACK}:{ranker.port}" in second.stderr
+    assert "exited; stopped the others" in second.stderr
 
 
 def test_event_owner_is_read_from_the_prefix(tmp_path):
