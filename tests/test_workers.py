@@ -75,12 +75,15 @@ def test_every_worker_serves_and_feedback_reaches_the_one_that_ranked(workers):
                 ),
                 timeout=10,
             )
+        # The other worker's answer comes back as it was: sent over a connection of worker 0.
+        on_worker_0 = next(s for s, r in zip(stubs, responses, strict=True) if r.event_id[1] == "0")
         with pytest.raises(grpc.RpcError) as caught:
-            stubs[0].Feedback(
+            on_worker_0.Feedback(
                 pb.FeedbackRequest(event_id="w1-unknown", item_id="x", type=pb.EVENT_TYPE_CLICK),
                 timeout=10,
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "'w1-unknown' is unknown" in caught.value.details()
     finally:
         for channel in channels:
             channel.close()
