@@ -7,7 +7,6 @@ import gc
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import uvloop
 from threadpoolctl import threadpool_limits
@@ -16,7 +15,7 @@ from ranker.bandits.registry import build_policy, pinnable_names, spec_from
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import TritonTextEmbedder
 from ranker.interest import default_interest_model
-from ranker.known_items import ItemTexts, KnownItems, load_catalogue
+from ranker.known_items import ItemTexts, KnownItems, load_catalogue_setting
 from ranker.metrics import RankerMetrics
 from ranker.server import build_server
 from ranker.service import RankingService
@@ -100,9 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.workers > 1:
             return serve_workers(settings, run_server)
         known_items = KnownItems(settings.known_items)
-        if settings.catalogue:
-            loaded = load_catalogue(known_items, Path(settings.catalogue))
-            print(f"loaded {loaded} items from {settings.catalogue}", file=sys.stderr)
+        load_catalogue_setting(known_items, settings.catalogue)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ learned from a request to one worker resolves on all of them.
 from __future__ import annotations
 
 import csv
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
@@ -54,3 +55,11 @@ def load_catalogue(store: ItemTexts, path: Path) -> int:
         }
     store.remember(texts)
     return len(texts)
+
+
+def load_catalogue_setting(store: ItemTexts, catalogue: str) -> None:
+    """The `catalogue` setting's items into `store`, reported on stderr; none when it is empty.
+    Raises ValueError or OSError for a bad file."""
+    if catalogue:
+        loaded = load_catalogue(store, Path(catalogue))
+        print(f"loaded {loaded} items from {catalogue}", file=sys.stderr)

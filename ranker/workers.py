@@ -39,7 +39,7 @@ from pathlib import Path
 
 import grpc
 
-from ranker.known_items import ItemTexts, load_catalogue
+from ranker.known_items import ItemTexts, load_catalogue_setting
 from ranker.settings import Settings
 from ranker.shared_known_items import SharedKnownItems
 from ranker.v1 import ranker_pb2, ranker_pb2_grpc
@@ -130,9 +130,7 @@ def serve_workers(settings: Settings, serve_one: ServeOne) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="ranker-"))
     try:
         store = SharedKnownItems(run_dir / ITEMS_FILE, settings.known_items)
-        if settings.catalogue:
-            loaded = load_catalogue(store, Path(settings.catalogue))
-            print(f"loaded {loaded} items from {settings.catalogue}", file=sys.stderr)
+        load_catalogue_setting(store, settings.catalogue)
         store.close()
         context = multiprocessing.get_context("spawn")
         started = context.Barrier(settings.workers)
