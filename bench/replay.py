@@ -195,6 +195,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ensemble-exploration", type=float, default=spec.ensemble_exploration)
     parser.add_argument("--feedback-weight", type=float, default=spec.feedback_weight)
     parser.add_argument("--exploration", type=float, default=spec.exploration)
+    parser.add_argument(
+        "--discount", type=float, default=spec.discount, help="of the _discounted policies"
+    )
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "embeddings")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -281,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             ensemble_exploration=args.ensemble_exploration,
             feedback_weight=args.feedback_weight,
             exploration=args.exploration,
+            discount=args.discount,
             seed=args.seed,
         )
         others = parse_members(args.others) if args.others.strip() else []

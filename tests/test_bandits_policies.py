@@ -272,6 +272,37 @@ def test_contextual_policies_generalise_to_an_unseen_item_like_a_rewarded_one():
     assert 30 in policy.rank(twin, top_k=3).indices.tolist()
 
 
+@pytest.mark.parametrize("policy_type", [LinUCB, LinearThompson])
+def test_contextual_policies_rank_by_their_item_statistics_where_they_have_an_interest(
+    policy_type,
+):
+    context = make_context()
+    stats = InMemoryItemStats(100)
+    stats.record_shows(["i5"] * 10)
+    for _ in range(8):
+        stats.record_reward("i5", 1.0)
+    policy = policy_type(0.0, feedback_weight=2.0, stats=stats)
+    assert policy.rank(context, top_k=1).indices.tolist() == [5]
+
+
+def test_the_linear_model_learns_only_what_item_statistics_do_not_already_say():
+    """The hybrid model: an item's own reward rate is the statistics' to learn, so rewards
+    that this rate explains leave the shared model, which moves every similar item, alone."""
+    context = make_context(dim=64, items=30)
+    predicted = {}
+    for stats in (InMemoryItemStats(100), None):
+        policy = LinUCB(exploration=0.0, feedback_weight=0.01, seed=0, stats=stats)
+        for _ in range(200):
+            slate = policy.rank(context, top_k=1)
+            policy.update(shown_item(context, int(slate.indices[0]), policy.name), 1.0)
+        model = policy.models.model(64)
+        top = context.vectors[slate.indices]
+        predicted[stats is not None] = float(model.mean(model.features(top, context.interest))[0])
+    assert predicted[False] > 0.5
+    # What is left: the statistics' prior holds the rate down over the first few dozen shows.
+    assert abs(predicted[True]) < 0.25 * predicted[False]
+
+
 @pytest.mark.parametrize("name", ["linucb", "linear_thompson"])
 def test_a_new_embedding_size_gets_its_own_model_and_the_old_one_is_kept(name):
     policy, old = EXPLORING[name](0), make_context(dim=16)

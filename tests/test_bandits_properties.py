@@ -21,13 +21,23 @@ from ranker.bandits.registry import (
 
 POLICIES = [*member_names(), ENSEMBLE, SPLIT]
 SPLIT_SHARES = "ucb1:1,thompson:1,linucb:1,softmax:0.5"
+# Count-based and contextual members on two kinds of item statistics, so two linear models.
+ENSEMBLE_MEMBERS = "thompson,linucb,linear_thompson_discounted"
 # No example database: nothing is written into the checkout.
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, database=None)
 
 
 def build(name: str, seed: int) -> Policy:
     # Small stores, so that eviction is exercised too.
-    return build_policy(PolicySpec(policy=name, ab_split=SPLIT_SHARES, seed=seed, known_items=30))
+    return build_policy(
+        PolicySpec(
+            policy=name,
+            ensemble_members=ENSEMBLE_MEMBERS,
+            ab_split=SPLIT_SHARES,
+            seed=seed,
+            known_items=30,
+        )
+    )
 
 
 @st.composite

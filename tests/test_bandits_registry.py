@@ -9,6 +9,7 @@ import pytest
 
 from ranker.bandits.base import ShownItem, cosine_context
 from ranker.bandits.ensemble import Exp3Ensemble, TrafficSplit
+from ranker.bandits.linear_policy import LinearPolicy
 from ranker.bandits.linucb import LinUCB
 from ranker.bandits.registry import (
     DEFAULT_MEMBERS,
@@ -28,7 +29,7 @@ def test_the_default_is_an_exp3_ensemble_with_contextual_members():
     policy = build_policy(PolicySpec())
     assert isinstance(policy, Exp3Ensemble)
     assert list(policy.members) == DEFAULT_MEMBERS.split(",")
-    assert {"linucb", "linear_thompson"} <= set(policy.members)
+    assert all(isinstance(member, LinearPolicy) for member in policy.members.values())
     assert pinnable_names(policy) == {ENSEMBLE, *DEFAULT_MEMBERS.split(",")}
 
 
@@ -124,3 +125,22 @@ def test_members_with_other_item_statistics_count_every_slate_and_reward():
         ensemble.update(shown, 1.0)
         assert other.counts([ids[first]])[1] - rewards_before == pytest.approx(1.0)
         assert shows_before[0] >= 1.0  # the other member's slate was counted as shown
+
+
+def test_contextual_members_on_other_statistics_keep_other_models_each_taught_by_every_slate():
+    ensemble = build_policy(
+        PolicySpec(ensemble_members="thompson_discounted,linucb,linucb_discounted")
+    )
+    members = ensemble.members
+    assert members["linucb_discounted"].learned.stats is members["thompson_discounted"].stats
+    assert members["linucb_discounted"].models is not members["linucb"].models
+    ids = [f"i{n}" for n in range(10)]
+    vectors = np.eye(10, 16, dtype=np.float32)
+    context = cosine_context("u", ids, vectors, vectors[0], pinned="thompson_discounted")
+    slate = ensemble.rank(context, top_k=3)
+    shown_ids = [ids[i] for i in slate.indices]
+    # Shown once, though both the forgetting statistics' owner and a model observer read them.
+    assert members["thompson_discounted"].stats.counts(shown_ids)[0].tolist() == [1.0] * 3
+    assert members["linucb"].learned.stats.counts(shown_ids)[0].tolist() == [1.0] * 3
+    for name in ("linucb", "linucb_discounted"):
+        assert not np.allclose(members[name].models.model(16).a_inv, np.eye(16))

@@ -44,6 +44,7 @@ def test_ten_arms_regret_grows_ever_slower():
         ("ucb1", "ucb1_discounted"),
         ("thompson", "thompson_discounted"),
         ("thompson", "thompson_sliding_window"),
+        ("linucb", "linucb_discounted"),
     ],
 )
 def test_forgetting_twins_recover_after_a_drift_and_stationary_ones_do_not(stationary, forgetting):

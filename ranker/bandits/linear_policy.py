@@ -40,10 +40,11 @@ class LinearPolicy(ABC):
             if model is None:
                 return self.learned.fallback_slate(context, top_k, self.feedback_weight, self.name)
             features = model.features(context.vectors, context.interest)
-            exploit = context.relevance + self.feedback_weight * model.mean(features)
+            lift = self.learned.lift(context.item_ids)
+            exploit = context.relevance + self.feedback_weight * (lift + model.mean(features))
             slate = self.explore(model, features, exploit, top_k)
-            model.record_shown(features[slate.indices])
-            self.learned.record_shows(context, slate.indices)
+            rows = slate.indices
+            self.learned.record_slate(context, rows, model, features[rows], lift[rows])
             return slate
 
     @abstractmethod

@@ -1,13 +1,14 @@
 """Linear Thompson sampling: LinUCB's model, exploring by sampling theta from its posterior.
 
 theta~ = theta + scale * L z with L L^T = A^-1 and z standard normal, and score = similarity +
-feedback_weight * x^T theta~. Features and update costs: see `linear_model`.
+feedback_weight * (lift + x^T theta~), lift being the item's reward lift by its statistics as
+for LinUCB. Features and update costs: see `linear_model`.
 
 Propensities are estimates (`propensities_against_rival`): x^T theta~ is exactly
 Normal(x^T theta, scale^2 x^T A^-1 x), and the estimate is the chance that the item's sampled
 score beats the strongest candidate the slate left out (ignoring that the two are correlated).
 Without a usable interest (see `linear_model`) the slate is deterministic, propensities 1: by
-relevance, plus the reward lift of item statistics when the policy keeps them.
+relevance plus lift.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """LinUCB: a linear reward model on interest x item features, with an upper-confidence bonus.
 
-Score = similarity + feedback_weight * (x^T theta + exploration * sqrt(x^T A^-1 x)): the bonus
-is in reward units, like the learned part, as for UCB1. The model
-generalises across items, so a new item close to ones that paid off for similar interests
-starts ahead; with nothing learned yet (theta = 0) and no bonus the ranking is by similarity.
-Without a usable interest (see `linear_model`) the ranking is by relevance, plus the reward
-lift of item statistics when the policy keeps them (`ContextualFeedback`). Deterministic,
-so propensities are 1. Features and update costs: see `linear_model`.
+Score = similarity + feedback_weight * (lift + x^T theta + exploration * sqrt(x^T A^-1 x)),
+lift being the item's reward lift by its statistics (0 when the policy keeps none; the model
+learns the reward beyond it, see `linear_model`): the bonus is in reward units, like the
+learned part, as for UCB1. The model generalises across items, so a new item close to ones that
+paid off for similar interests starts ahead; with nothing learned yet (theta = 0) and no bonus
+the ranking is by similarity. Without a usable interest (see `linear_model`) the ranking is by
+relevance plus lift (`ContextualFeedback`). Deterministic, so propensities are 1. Features and
+update costs: see `linear_model`.
 """
 
 from __future__ import annotations
