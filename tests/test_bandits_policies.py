@@ -297,7 +297,7 @@ def test_the_linear_model_learns_only_what_item_statistics_do_not_already_say():
             policy.update(shown_item(context, int(slate.indices[0]), policy.name), 1.0)
         model = policy.models.model(64)
         top = context.vectors[slate.indices]
-        predicted[stats is not None] = float(model.mean(model.features(top, context.interest))[0])
+        predicted[stats is not None] = float(model.features(top, context.interest)[0] @ model.theta)
     assert predicted[False] > 0.5
     # What is left: the statistics' prior holds the rate down over the first few dozen shows.
     assert abs(predicted[True]) < 0.25 * predicted[False]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Protocol
 
 import numpy as np
@@ -38,10 +39,12 @@ class InMemoryItemStats:
         self.capacity = capacity
         self.discount = discount
         self._slots: OrderedDict[str, int] = OrderedDict()
-        self._shows = np.zeros(capacity)
-        self._rewards = np.zeros(capacity)
+        # One slot more than items are kept: the last, never assigned, stays zero and is what
+        # an unknown item's slot -1 reads, so reading counts needs no mask.
+        self._shows = np.zeros(capacity + 1)
+        self._rewards = np.zeros(capacity + 1)
         # The slate count at which each slot's counts were last brought up to date.
-        self._updated_at = np.zeros(capacity)
+        self._updated_at = np.zeros(capacity + 1)
         self._slates = 0
         self._total_shows = 0.0
 
@@ -51,16 +54,12 @@ class InMemoryItemStats:
 
     def counts(self, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         slots = np.fromiter(
-            (self._slots.get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids)
+            map(self._slots.get, item_ids, repeat(-1)), dtype=np.int64, count=len(item_ids)
         )
-        known = slots >= 0
-        known_slots = slots[known]
-        decay = self._decay(known_slots)
-        shows = np.zeros(len(item_ids))
-        rewards = np.zeros(len(item_ids))
-        shows[known] = self._shows[known_slots] * decay
-        rewards[known] = self._rewards[known_slots] * decay
-        return shows, rewards
+        if self.discount == 1.0:
+            return self._shows[slots], self._rewards[slots]
+        decay = self.discount ** (self._slates - self._updated_at[slots])
+        return self._shows[slots] * decay, self._rewards[slots] * decay
 
     def record_shows(self, item_ids: Sequence[str]) -> None:
         self._slates += 1
@@ -70,11 +69,6 @@ class InMemoryItemStats:
 
     def record_reward(self, item_id: str, reward: float) -> None:
         self._rewards[self._fresh_slot(item_id)] += reward
-
-    def _decay(self, slots: np.ndarray) -> np.ndarray | float:
-        if self.discount == 1.0:
-            return 1.0
-        return self.discount ** (self._slates - self._updated_at[slots])
 
     def _fresh_slot(self, item_id: str) -> int:
         """The item's slot with its counts decayed up to now, taking the oldest slot if new."""

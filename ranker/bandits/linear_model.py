@@ -55,6 +55,36 @@ from ranker.bandits.item_stats import ItemStatsStore
 KEPT_SIZES = 4
 
 
+class CandidateFeatures:
+    """A request's candidate features, formed only as far as a policy needs them.
+
+    A score along one direction w of feature space is x^T w = v^T (U w), v the item embedding
+    and U the user's projection: one (n x d) product with a vector, where forming every x costs
+    n x d x k. LinUCB's bonus needs every x; linear Thompson only scores and the slate's rows.
+    Scoring stays in float32, which halves its cost; the model's own state is float64.
+    """
+
+    def __init__(self, vectors: np.ndarray, user_projection: np.ndarray) -> None:
+        self.vectors = vectors.astype(np.float32, copy=False)
+        self._projection = user_projection
+        self._all: np.ndarray | None = None
+
+    def along(self, direction: np.ndarray) -> np.ndarray:
+        """x^T direction per item."""
+        projected = self._projection @ direction.astype(np.float32)
+        return (self.vectors @ projected).astype(np.float64)
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        if self._all is not None:
+            return self._all[indices]
+        return self.vectors[indices] @ self._projection
+
+    def all(self) -> np.ndarray:
+        if self._all is None:
+            self._all = self.vectors @ self._projection
+        return self._all
+
+
 class ProjectedRidge:
     def __init__(self, dim: int, feature_dim: int, ridge: float, seed: int) -> None:
         self.dim = dim
@@ -69,16 +99,14 @@ class ProjectedRidge:
         self.b = np.zeros(k)
         self.theta = np.zeros(k)
 
-    def features(self, vectors: np.ndarray, interest: np.ndarray) -> np.ndarray:
-        """One float32 feature row per item.
-
-        Scoring stays in float32, which halves its cost; the model's own state is float64.
-        """
+    def candidates(self, vectors: np.ndarray, interest: np.ndarray) -> CandidateFeatures:
+        """The features of these items for this interest, formed as far as they are used."""
         user_projection = interest.astype(np.float32)[:, None] * self._projection
-        return vectors.astype(np.float32, copy=False) @ user_projection
+        return CandidateFeatures(vectors, user_projection)
 
-    def mean(self, features: np.ndarray) -> np.ndarray:
-        return (features @ self.theta.astype(np.float32)).astype(np.float64)
+    def features(self, vectors: np.ndarray, interest: np.ndarray) -> np.ndarray:
+        """One float32 feature row per item."""
+        return self.candidates(vectors, interest).all()
 
     def variance(self, features: np.ndarray) -> np.ndarray:
         """x^T A^-1 x per row: the model's uncertainty about each item's reward."""

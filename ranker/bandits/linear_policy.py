@@ -10,7 +10,12 @@ import numpy as np
 
 from ranker.bandits.base import RankContext, ShownItem, Slate, check_update
 from ranker.bandits.item_stats import ItemStatsStore
-from ranker.bandits.linear_model import ContextualFeedback, ProjectedRidge, RidgePerDimension
+from ranker.bandits.linear_model import (
+    CandidateFeatures,
+    ContextualFeedback,
+    ProjectedRidge,
+    RidgePerDimension,
+)
 
 
 class LinearPolicy(ABC):
@@ -39,17 +44,18 @@ class LinearPolicy(ABC):
             model = self.models.for_context(context.vectors, context.interest)
             if model is None:
                 return self.learned.fallback_slate(context, top_k, self.feedback_weight, self.name)
-            features = model.features(context.vectors, context.interest)
+            candidates = model.candidates(context.vectors, context.interest)
             lift = self.learned.lift(context.item_ids)
-            exploit = context.relevance + self.feedback_weight * (lift + model.mean(features))
-            slate = self.explore(model, features, exploit, top_k)
+            learned = lift + candidates.along(model.theta)
+            exploit = context.relevance + self.feedback_weight * learned
+            slate = self.explore(model, candidates, exploit, top_k)
             rows = slate.indices
-            self.learned.record_slate(context, rows, model, features[rows], lift[rows])
+            self.learned.record_slate(context, rows, model, candidates.rows(rows), lift[rows])
             return slate
 
     @abstractmethod
     def explore(
-        self, model: ProjectedRidge, features: np.ndarray, exploit: np.ndarray, top_k: int
+        self, model: ProjectedRidge, candidates: CandidateFeatures, exploit: np.ndarray, top_k: int
     ) -> Slate:
         """The slate, from the exploitation scores and the model's uncertainty."""
 

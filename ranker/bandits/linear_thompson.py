@@ -22,7 +22,7 @@ from ranker.bandits.base import (
     top_k_order,
 )
 from ranker.bandits.item_stats import ItemStatsStore
-from ranker.bandits.linear_model import ProjectedRidge, RidgePerDimension
+from ranker.bandits.linear_model import CandidateFeatures, ProjectedRidge, RidgePerDimension
 from ranker.bandits.linear_policy import LinearPolicy
 
 
@@ -45,10 +45,10 @@ class LinearThompson(LinearPolicy):
         self._rng = np.random.default_rng(seed)
 
     def explore(
-        self, model: ProjectedRidge, features: np.ndarray, exploit: np.ndarray, top_k: int
+        self, model: ProjectedRidge, candidates: CandidateFeatures, exploit: np.ndarray, top_k: int
     ) -> Slate:
         noise = np.linalg.cholesky(model.a_inv) @ self._rng.standard_normal(len(model.theta))
-        scores = exploit + self.feedback_weight * self.scale * (features @ noise.astype(np.float32))
+        scores = exploit + self.feedback_weight * self.scale * candidates.along(noise)
         indices = top_k_order(scores, top_k)
         spread = self.feedback_weight * self.scale
         return Slate(
@@ -57,7 +57,7 @@ class LinearThompson(LinearPolicy):
             propensities=propensities_against_rival(
                 exploit,
                 indices,
-                lambda rows: spread * np.sqrt(np.maximum(model.variance(features[rows]), 0)),
+                lambda rows: spread * np.sqrt(np.maximum(model.variance(candidates.rows(rows)), 0)),
             ),
             explored=explored_mask(indices, exploit, top_k),
             policy=self.name,

@@ -16,7 +16,7 @@ import numpy as np
 
 from ranker.bandits.base import Slate, slate_from_scores
 from ranker.bandits.item_stats import ItemStatsStore
-from ranker.bandits.linear_model import ProjectedRidge, RidgePerDimension
+from ranker.bandits.linear_model import CandidateFeatures, ProjectedRidge, RidgePerDimension
 from ranker.bandits.linear_policy import LinearPolicy
 
 
@@ -38,10 +38,10 @@ class LinUCB(LinearPolicy):
         self.exploration = exploration
 
     def explore(
-        self, model: ProjectedRidge, features: np.ndarray, exploit: np.ndarray, top_k: int
+        self, model: ProjectedRidge, candidates: CandidateFeatures, exploit: np.ndarray, top_k: int
     ) -> Slate:
         scores = exploit
         if self.exploration:
-            bonus = np.sqrt(np.maximum(model.variance(features), 0.0))
+            bonus = np.sqrt(np.maximum(model.variance(candidates.all()), 0.0))
             scores = exploit + self.feedback_weight * self.exploration * bonus
         return slate_from_scores(scores, exploit, top_k, self.name)
