@@ -31,9 +31,11 @@ from next_basket.embeddings import cached_embeddings
 from next_basket.protocol import invoice_popularity, sample_negatives
 
 from ranker.bandits.ensemble import WITH_INTEREST, WITHOUT_INTEREST
+from ranker.bandits.linear_policy import LinearPolicy
 from ranker.bandits.registry import (
     ENSEMBLE,
     PolicySpec,
+    build_member,
     build_policy,
     parse_members,
     pinnable_names,
@@ -255,7 +257,11 @@ def summary(
     totals = {name: float(sum(series)) for name, series in rewards.items()}
     members = {name: total for name, total in totals.items() if name in members_of}
     best = max(members, key=members.get)
-    contextual = {"linucb", "linear_thompson"}
+    contextual = {
+        name
+        for name in totals
+        if name != ENSEMBLE and isinstance(build_member(PolicySpec(), name), LinearPolicy)
+    }
     return {
         "best_member": best,
         "ensemble_over_best_member": totals[ENSEMBLE] / max(members[best], 1e-9),

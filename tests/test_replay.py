@@ -119,3 +119,20 @@ def test_cli_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "unknown policy 'nope'" in capsys.readouterr().err
     assert replay.main([*data, "--customer-col", "Client"]) == 2
     assert "Client" in capsys.readouterr().err
+
+
+def test_the_summary_holds_the_ensemble_against_every_policy_that_is_not_contextual():
+    rewards = {
+        "linucb_discounted": [3.0, 3.0],
+        "linear_thompson": [2.0, 3.0],
+        "thompson_discounted": [2.0, 2.0],
+        ENSEMBLE: [2.0, 3.0],
+    }
+    report = replay.summary(rewards, ["linucb_discounted", "linear_thompson"])
+    assert report["best_member"] == "linucb_discounted"
+    assert report["ensemble_over_best_member"] == pytest.approx(5.0 / 6.0)
+    assert report["ensemble_beats_every_non_contextual_policy"]
+    rewards["ucb1"] = [3.0, 2.0]
+    assert not replay.summary(rewards, ["linucb_discounted"])[
+        "ensemble_beats_every_non_contextual_policy"
+    ]
