@@ -25,6 +25,8 @@ on a shared host (docs/operations.md).
 (gRPC round_robin over the workers' own ports, `--balance request`), or opens `--connections`
 channels to the shared port and leaves the spread to the kernel (`--balance connection`), which
 spreads connections, not requests, so a few busy connections can load one worker more.
+Each ranker process holds at most `--max-concurrent-rpcs` RPCs (32, about its capacity times the
+50 ms budget); past that gRPC refuses with RESOURCE_EXHAUSTED before the handler runs.
 
     python bench/load.py                      # all scenarios, results in bench/results/load.*
     python bench/load.py --scenarios warm --rates 300,500,700
@@ -377,6 +379,8 @@ class Stack:
             str(first_metrics_port),
             "--workers",
             str(args.workers),
+            "--max-concurrent-rpcs",
+            str(args.max_concurrent_rpcs),
         ]
         self.worker_port_base = 0
         if args.workers > 1 and args.balance == "request":
@@ -602,6 +606,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--triton-nice", type=int, default=10, help="Triton's CPU priority below the ranker's"
     )
     parser.add_argument("--workers", type=int, default=1, help="ranker processes on the port")
+    parser.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=32,
+        help="each ranker process's bound on RPCs held at once (docs/operations.md); 0 for none",
+    )
     parser.add_argument("--connections", type=int, default=8, help="the generator's gRPC channels")
     parser.add_argument(
         "--balance",
@@ -635,7 +645,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, value in row.notes.items():
             print(f"{row.scenario}: {key} = {value:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    run = {"workers": args.workers, "balance": args.balance, "connections": args.connections}
+    run = {
+        "workers": args.workers,
+        "balance": args.balance,
+        "connections": args.connections,
+        "max_concurrent_rpcs": args.max_concurrent_rpcs,
+    }
     report = {"run": run, "rows": [asdict(row) for row in rows]}
     (RESULTS / "load.json").write_text(json.dumps(report, indent=2) + "\n")
     with (RESULTS / "load.csv").open("w", newline="") as handle:

@@ -77,7 +77,8 @@ async def build_server(
             # Workers share the port; a lone ranker refuses a port already taken, rather than
             # silently splitting its traffic with whatever holds it.
             ("grpc.so_reuseport", int(forwarder is not None)),
-        ]
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs or None,
     )
     servicer = RankerServicer(service, forwarder)
     ranker_pb2_grpc.add_RankerServicer_to_server(servicer, server)

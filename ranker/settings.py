@@ -46,6 +46,9 @@ class Settings:
     # dropped when every request that wanted them is out of budget.
     triton_max_calls: int = 4
     max_in_flight: int = 256
+    # RPCs a ranker process holds at once, queued ones included; past it gRPC itself answers
+    # RESOURCE_EXHAUSTED before any Python runs. 0 for no bound.
+    max_concurrent_rpcs: int = 0
     cache_bytes: int = 256 * 1024 * 1024
     known_items: int = 200_000
     # A CSV of item_id,text loaded at start; empty for none.

@@ -6,9 +6,10 @@ import urllib.request
 import grpc
 import pytest
 
-from launcher.ports import pick_free_port
+from launcher.ports import LOOPBACK, pick_free_port
 from ranker.server import ECHO_METHOD, build_server
-from tests.test_service import mark, service
+from ranker.v1 import ranker_pb2_grpc
+from tests.test_service import HangingEmbedder, mark, request, service
 
 
 def call_echo(echo_rpc: bool, payload: bytes) -> bytes:
@@ -43,3 +44,29 @@ def test_metrics_are_served_in_prometheus_text():
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "ranker_rank_in_flight 0.0" in text
     assert "ranker_event_loop_lag_seconds 0.012" in text
+
+
+def test_past_max_concurrent_rpcs_grpc_refuses_before_the_handler_runs():
+    svc = service(HangingEmbedder(), max_concurrent_rpcs=1, port=pick_free_port(), host=LOOPBACK)
+
+    async def scenario():
+        bound = await build_server(svc.settings, svc)
+        await bound.server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"{LOOPBACK}:{bound.port}") as channel:
+                stub = ranker_pb2_grpc.RankerStub(channel)
+                held = asyncio.ensure_future(stub.Rank(request(budget_ms=2000), timeout=5))
+                while svc.in_flight == 0:
+                    await asyncio.sleep(0.01)
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.Rank(request(), timeout=5)
+                held.cancel()
+                return caught.value.code()
+        finally:
+            await bound.server.stop(None)
+
+    assert asyncio.run(scenario()) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    refused_by_handler = svc.metrics.registry.get_sample_value(
+        "ranker_rank_requests_total", {"code": "RESOURCE_EXHAUSTED"}
+    )
+    assert refused_by_handler is None
