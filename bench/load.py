@@ -260,25 +260,38 @@ class ClosedLoop:
     connections: int
 
 
-async def saturate(run: ClosedLoop) -> float:
-    """Closed-loop throughput, requests per second."""
-    done = 0
+@dataclass(frozen=True)
+class Throughput:
+    answered_rps: float
+    # Requests refused with RESOURCE_EXHAUSTED (the ranker shedding load), per second.
+    refused_rps: float
+
+
+async def saturate(run: ClosedLoop) -> Throughput:
+    """Closed-loop throughput. A refused request is not an answer: its caller sends the next."""
+    answered = refused = 0
     payloads = run.payloads
     async with connections(run.target, run.method, run.connections) as stubs:
         end = time.perf_counter() + run.duration_s
 
         async def caller(offset: int) -> None:
-            nonlocal done
+            nonlocal answered, refused
             i = offset
             stub = stubs[offset % len(stubs)]
             while time.perf_counter() < end:
-                await stub(payloads[i % len(payloads)], timeout=5.0)
-                done += 1
+                try:
+                    await stub(payloads[i % len(payloads)], timeout=5.0)
+                    answered += 1
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        raise
+                    refused += 1
                 i += run.concurrency
 
         start = time.perf_counter()
         await asyncio.gather(*(caller(n) for n in range(run.concurrency)))
-        return done / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        return Throughput(answered / elapsed, refused / elapsed)
 
 
 def generate(address: str, arrivals: Arrivals) -> Run:
@@ -300,7 +313,7 @@ def connect(address: str) -> None:
     asyncio.run(ready())
 
 
-def saturation(run: ClosedLoop) -> float:
+def saturation(run: ClosedLoop) -> Throughput:
     """The generator process's side of `Stack.saturate`."""
     return uvloop.run(saturate(run))
 
@@ -433,7 +446,7 @@ class Stack:
 
     def saturate(
         self, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
-    ) -> float:
+    ) -> Throughput:
         """Closed-loop requests per second of `method`, from the generator process."""
         run = ClosedLoop(self.address, method, payloads, concurrency, duration_s, self.connections)
         return self.generator.submit(saturation, run).result()
@@ -461,14 +474,15 @@ def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> li
         for rate in args.rates:
             rows.append(stack.run("warm", payloads, rate, args.duration, seed=int(rate)))
             print(format_row(rows[-1]), flush=True)
-        rank_rps = stack.saturate(RANK_METHOD, payloads, args.concurrency, args.duration)
-        echo_rps = stack.saturate(ECHO_METHOD, payloads, args.concurrency, args.duration)
+        rank = stack.saturate(RANK_METHOD, payloads, args.concurrency, args.duration)
+        echo = stack.saturate(ECHO_METHOD, payloads, args.concurrency, args.duration)
     holding = [row.rate for row in rows if row.p99_ms < P99_TARGET_MS and not row.errors]
     rows[-1].notes.update(
         {
-            "rank_saturation_rps": rank_rps,
-            "echo_saturation_rps": echo_rps,
-            "rank_to_echo": rank_rps / echo_rps,
+            "rank_saturation_rps": rank.answered_rps,
+            "rank_saturation_refused_rps": rank.refused_rps,
+            "echo_saturation_rps": echo.answered_rps,
+            "rank_to_echo": rank.answered_rps / echo.answered_rps,
             "highest_rate_p99_under_10ms": max(holding, default=0.0),
         }
     )

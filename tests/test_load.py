@@ -1,10 +1,14 @@
 """bench/load.py's bookkeeping: what a row and the killed scenario report from a run's samples."""
 
+import asyncio
 import math
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
+
+from launcher.ports import LOOPBACK
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import load
@@ -59,3 +63,33 @@ def test_recovery_ends_with_the_last_answer_that_found_triton_unavailable():
     assert notes["recovered_after_ready_s"] == pytest.approx(0.3)
     assert notes["degraded_before_kill"] == pytest.approx(0.5)
     assert notes["degraded_5s_after_ready"] == 0.0
+
+
+def test_saturation_counts_refusals_apart_from_answers_and_keeps_sending():
+    """A ranker shedding load answers RESOURCE_EXHAUSTED; a closed loop must go on, not stop."""
+    calls = 0
+
+    async def every_other(payload: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls % 2 == 0:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "shedding")
+        return payload
+
+    async def scenario() -> load.Throughput:
+        server = grpc.aio.server()
+        handler = grpc.unary_unary_rpc_method_handler(every_other)
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler("bench.Test", {"Call": handler})]
+        )
+        port = server.add_insecure_port(f"{LOOPBACK}:0")
+        await server.start()
+        try:
+            run = load.ClosedLoop(f"{LOOPBACK}:{port}", "/bench.Test/Call", [b"x"], 2, 0.3, 1)
+            return await load.saturate(run)
+        finally:
+            await server.stop(None)
+
+    throughput = asyncio.run(scenario())
+    assert throughput.answered_rps > 0
+    assert throughput.refused_rps == pytest.approx(throughput.answered_rps, rel=0.1)
