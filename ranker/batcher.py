@@ -9,6 +9,9 @@ queue, and a Triton call that nobody waits for any more is cancelled.
 At most `max_calls` Triton calls run at once, so an overload (a cold cache, a slow Triton)
 queues here, where a text is dropped once every request that wanted it has run out of budget,
 instead of piling up unbounded work in Triton.
+
+Each Triton call keeps a `BatchClock` (when it was sent, its texts tokenized, Triton answered),
+so that a request can tell where its wait for embeddings went.
 """
 
 from __future__ import annotations
@@ -16,12 +19,53 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 
-# compute(texts, timeout_s): the timeout is the longest time left among the chunk's requesters,
-# plus a grace period in which a late answer still fills the cache.
-Compute = Callable[[list[str], float], Awaitable[np.ndarray]]
+
+@dataclass
+class BatchClock:
+    """time.perf_counter() readings of one Triton call; None until it happens."""
+
+    dispatched: float | None = None
+    tokenized: float | None = None
+    answered: float | None = None
+
+    def mark_tokenized(self) -> None:
+        self.tokenized = time.perf_counter()
+
+
+WAIT_STAGES = ("queue", "tokenize", "triton")
+
+
+def wait_stages(clocks: Iterable[BatchClock], submitted: float, ended: float) -> dict[str, float]:
+    """Milliseconds of a request's wait, from `submitted` to `ended`, spent queued here,
+    tokenizing and in Triton, on the call that kept it waiting longest; time before the request
+    came (a call already under way) counts to none. Empty without calls."""
+    last = max(clocks, key=lambda clock: clock.answered or ended, default=None)
+    if last is None:
+        return {}
+    points = [submitted]
+    for moment in (last.dispatched, last.tokenized, last.answered):
+        points.append(min(max(moment or ended, points[-1]), ended))
+    return {
+        stage: (end - start) * 1000.0
+        for stage, (start, end) in zip(WAIT_STAGES, pairwise(points), strict=True)
+    }
+
+
+class Embedded(NamedTuple):
+    vector: np.ndarray
+    clock: BatchClock
+
+
+# compute(texts, timeout_s, clock): the timeout is the longest time left among the chunk's
+# requesters, plus a grace period in which a late answer still fills the cache; compute marks
+# on the clock when its texts are tokenized.
+Compute = Callable[[list[str], float, BatchClock], Awaitable[np.ndarray]]
 Store = Callable[[str, np.ndarray], None]
 
 
@@ -42,18 +86,18 @@ class EmbeddingBatcher:
         self.max_wait_s = max_wait_s
         self.grace_s = grace_s
         self.calls = 0
-        self._pending: dict[str, asyncio.Future[np.ndarray]] = {}
+        self._pending: dict[str, asyncio.Future[Embedded]] = {}
         self._queue: list[str] = []
         self._wanted_until: dict[str, float] = {}
-        # Requests waiting per text, and the Triton call each dispatched text is in.
+        # Requests waiting per text, and the Triton call each dispatched text is in, with its
+        # clock.
         self._waiters: dict[str, int] = {}
         self._calls: dict[str, asyncio.Task[None]] = {}
+        self._clocks: dict[str, BatchClock] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(
-        self, texts: Iterable[str], budget_s: float
-    ) -> dict[str, asyncio.Future[np.ndarray]]:
+    def submit(self, texts: Iterable[str], budget_s: float) -> dict[str, asyncio.Future[Embedded]]:
         """A future per distinct text; queued texts go out when a batch fills or the wait ends."""
         loop = asyncio.get_running_loop()
         until = time.monotonic() + budget_s
@@ -72,7 +116,11 @@ class EmbeddingBatcher:
         self._pump(partial=False)
         return futures
 
-    def abandon(self, futures: dict[str, asyncio.Future[np.ndarray]]) -> None:
+    def clock(self, text: str) -> BatchClock:
+        """The clock of the Triton call `text` is in; a blank one while it is still queued."""
+        return self._clocks.get(text) or BatchClock()
+
+    def abandon(self, futures: dict[str, asyncio.Future[Embedded]]) -> None:
         """The request that got `futures` from `submit` was cancelled: drop the work only it
         wanted."""
         orphaned_calls = set()
@@ -131,39 +179,43 @@ class EmbeddingBatcher:
         self.calls += 1
         until = max(self._wanted_until.pop(text) for text in chunk)
         timeout_s = max(0.0, until - time.monotonic()) + self.grace_s
-        task = asyncio.get_running_loop().create_task(self._run(chunk, timeout_s))
+        clock = BatchClock(dispatched=time.perf_counter())
+        task = asyncio.get_running_loop().create_task(self._run(chunk, timeout_s, clock))
         self._tasks.add(task)
         task.add_done_callback(self._call_done)
         self._calls.update(dict.fromkeys(chunk, task))
+        self._clocks.update(dict.fromkeys(chunk, clock))
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         # What queued behind the busy calls has waited long enough: send it as it is.
         self._pump(partial=True)
 
-    async def _run(self, chunk: list[str], timeout_s: float) -> None:
+    async def _run(self, chunk: list[str], timeout_s: float, clock: BatchClock) -> None:
         try:
-            vectors = await self.compute(chunk, timeout_s)
+            vectors = await self.compute(chunk, timeout_s, clock)
         except asyncio.CancelledError:
             self._settle(chunk, lambda _, future: future.cancel())
             raise
         except Exception as error:  # every waiter of this chunk must hear of it
             self._settle(chunk, lambda _, future, error=error: future.set_exception(error))
             return
+        clock.answered = time.perf_counter()
         results = dict(zip(chunk, vectors, strict=True))
         for text, vector in results.items():
             self.store(text, vector)
-        self._settle(chunk, lambda text, future: future.set_result(results[text]))
+        self._settle(chunk, lambda text, future: future.set_result(Embedded(results[text], clock)))
 
     def _settle(
-        self, chunk: list[str], settle: Callable[[str, asyncio.Future[np.ndarray]], object]
+        self, chunk: list[str], settle: Callable[[str, asyncio.Future[Embedded]], object]
     ) -> None:
         for text in chunk:
             del self._calls[text]
+            del self._clocks[text]
             self._waiters.pop(text, None)
             settle(text, self._pending.pop(text))
 
 
-def _consume_exception(future: asyncio.Future[np.ndarray]) -> None:
+def _consume_exception(future: asyncio.Future[Embedded]) -> None:
     if not future.cancelled():
         future.exception()

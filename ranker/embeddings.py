@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from ranker.batcher import EmbeddingBatcher
+from ranker.batcher import BatchClock, EmbeddingBatcher, wait_stages
 from ranker.budget import Deadline
 from ranker.cache import EmbeddingCache
 from ranker.encoder_identity import encoder_fingerprint
@@ -40,6 +40,9 @@ class Embeddings:
     failure: str | None = None
     # The fingerprint of the weights that made the vectors (encoder_identity.py); "" unknown.
     encoder: str = ""
+    # Where the wait for Triton went, in milliseconds (batcher.wait_stages); empty when every
+    # text was cached.
+    wait_ms: Mapping[str, float] = field(default_factory=dict)
 
 
 class TextEmbedder(Protocol):
@@ -101,6 +104,7 @@ class TritonTextEmbedder:
                 positions.setdefault(text, []).append(i)
         failure = None
         batcher = self.batcher
+        submitted = time.perf_counter()
         futures = batcher.submit(positions, deadline.remaining())
         if not deadline.expired:
             try:
@@ -108,17 +112,22 @@ class TritonTextEmbedder:
             except asyncio.CancelledError:
                 batcher.abandon(futures)
                 raise
+        clocks: list[BatchClock] = []
         for text, future in futures.items():
             # Not done, or dropped from an overloaded queue (cancelled): out of time.
             if not future.done() or future.cancelled():
                 failure = failure or ENCODER_TIMEOUT
+                clocks.append(batcher.clock(text))
             elif future.exception() is None:
-                vectors[positions[text]], missing[positions[text]] = future.result(), False
+                embedded = future.result()
+                vectors[positions[text]], missing[positions[text]] = embedded.vector, False
+                clocks.append(embedded.clock)
             elif isinstance(future.exception(), EncoderUnavailable):
                 failure = ENCODER_UNAVAILABLE
             else:
                 failure = failure or ENCODER_TIMEOUT
-        return Embeddings(model.label, vectors, missing, failure, self._encoder)
+        waited = wait_stages(clocks, submitted, time.perf_counter())
+        return Embeddings(model.label, vectors, missing, failure, self._encoder, waited)
 
     async def _served_model(self, deadline: Deadline) -> ServedModel | None:
         if self._model is None:
@@ -136,7 +145,9 @@ class TritonTextEmbedder:
             if model != self._model:
                 tokenizer = self._load_tokenizer(model)
                 self.batcher = EmbeddingBatcher(
-                    lambda texts, budget_s: self._compute(model, tokenizer, texts, budget_s),
+                    lambda texts, budget_s, clock: self._compute(
+                        model, tokenizer, texts, budget_s, clock
+                    ),
                     lambda text, vector: self.cache.put(model.label, text, vector),
                     model.max_batch_size,
                     self.batch_wait_s,
@@ -160,10 +171,16 @@ class TritonTextEmbedder:
         return TextTokenizer(path, self.max_tokens)
 
     async def _compute(
-        self, model: ServedModel, tokenizer: TextTokenizer, texts: list[str], budget_s: float
+        self,
+        model: ServedModel,
+        tokenizer: TextTokenizer,
+        texts: list[str],
+        budget_s: float,
+        clock: BatchClock,
     ) -> np.ndarray:
         # Tokenizing a batch takes about a millisecond: off the event loop it delays no one.
         ids, mask = await asyncio.to_thread(tokenizer.encode, texts)
+        clock.mark_tokenized()
         try:
             return await self.client.embed(model, ids, mask, budget_s)
         except EncoderUnavailable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import grpc
 
@@ -49,9 +49,11 @@ class StageClock:
         self.start = self.last = time.perf_counter()
         self.stage_ms: dict[str, float] = {}
 
-    def mark(self, stage: str) -> None:
+    def mark(self, stage: str, parts: Mapping[str, float] | None = None) -> None:
+        """`parts`: milliseconds within this stage, reported beside it."""
         now = time.perf_counter()
         self.stage_ms[stage] = (now - self.last) * 1000.0
+        self.stage_ms.update(parts or {})
         self.last = now
 
     def total(self) -> dict[str, float]:
@@ -167,7 +169,7 @@ class RankingService:
             checked.candidate_texts + [event.text for event in history],
             deadline.shortened(self.after_embed.value + self.loop_lag.lag.value),
         )
-        stages.mark("embed")
+        stages.mark("embed", embeddings.wait_ms)
         after_embed_started = time.perf_counter()
 
         history_found = ~embeddings.missing[n:]
@@ -218,8 +220,9 @@ class RankingService:
             policy=slate.policy,
             model_version=embeddings.model_version,
             degraded=degradations(embeddings, n),
-            stage_ms=stages.total(),
         )
+        stages.mark("serialize")
+        response.stage_ms.update(stages.total())
         self.after_embed.observe(time.perf_counter() - after_embed_started)
         return response
 

@@ -3,12 +3,14 @@ deadlines, late results filling the cache, and recovery."""
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
+from ranker.batcher import BatchClock, wait_stages
 from ranker.budget import Deadline
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, TritonTextEmbedder
@@ -137,6 +139,44 @@ def test_slow_triton_degrades_within_budget_and_late_results_fill_the_cache(repo
     assert late.missing.tolist() == [False, True]
     assert late.failure == ENCODER_TIMEOUT
     assert emb.cache.get("enc:1", "w2") is not None
+
+
+def test_the_wait_for_triton_is_split_into_queue_tokenize_and_triton(repository):
+    triton = FakeTriton()
+    emb = embedder(triton, repository)
+
+    async def scenario():
+        await emb.embed(["w1"], Deadline(1.0))  # discovery and a warm cache for w1
+        triton.delay_s = 0.05
+        start = time.perf_counter()
+        waited = await emb.embed(["w1", "w2"], Deadline(1.0))
+        cached = await emb.embed(["w2"], Deadline(1.0))
+        return waited, (time.perf_counter() - start) * 1000.0, cached
+
+    waited, elapsed_ms, cached = run(scenario())
+    assert set(waited.wait_ms) == {"queue", "tokenize", "triton"}
+    # A lone text waits out the batch window (5 ms) before it is sent.
+    assert waited.wait_ms["queue"] >= 4.0
+    assert waited.wait_ms["triton"] >= 45.0
+    assert sum(waited.wait_ms.values()) <= elapsed_ms
+    assert cached.wait_ms == {}
+
+
+def test_the_call_that_kept_a_request_waiting_longest_decides_its_split():
+    quick = BatchClock(dispatched=10.0, tokenized=10.001, answered=10.005)
+    slow = BatchClock(dispatched=10.002, tokenized=10.004, answered=10.020)
+    stages = wait_stages([quick, slow], submitted=10.0, ended=10.030)
+    assert stages == pytest.approx({"queue": 2.0, "tokenize": 2.0, "triton": 16.0})
+    # A call already under way when the request came counts from then; one not answered by
+    # the end of the wait, up to the end; a text still queued is all queue.
+    under_way = BatchClock(dispatched=9.0, tokenized=9.5)
+    assert wait_stages([under_way], 10.0, 10.010) == pytest.approx(
+        {"queue": 0.0, "tokenize": 0.0, "triton": 10.0}
+    )
+    assert wait_stages([BatchClock()], 10.0, 10.010) == pytest.approx(
+        {"queue": 10.0, "tokenize": 0.0, "triton": 0.0}
+    )
+    assert wait_stages([], 10.0, 10.010) == {}
 
 
 def test_triton_calls_carry_the_budget_plus_grace_as_timeout(repository):

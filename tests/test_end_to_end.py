@@ -94,6 +94,20 @@ def test_interest_follows_the_newer_history(stub):
     assert list(after_response.degraded) == []
 
 
+def test_a_request_that_waited_for_triton_says_where_the_wait_went(stub):
+    tag = uuid.uuid4().hex[:8]
+    fresh = {f"{i}-{tag}": f"{ITEMS[i]} {tag}" for i in CANDIDATES[:6]}
+    request = rank_request(new_user(), CANDLE_HISTORY, fresh, fresh, top_k=3)
+    request.budget_ms = 10_000
+    waited, cached = stub.Rank(request).stage_ms, stub.Rank(request).stage_ms
+
+    assert waited["triton"] > 0.0
+    split = waited["queue"] + waited["tokenize"] + waited["triton"]
+    assert split <= waited["embed"] <= waited["total"]
+    assert not {"queue", "tokenize", "triton"} & set(cached)
+    assert {"validate", "embed", "interest", "policy", "serialize"} <= set(cached)
+
+
 def test_feedback_raises_a_clicked_item_for_similar_users(stub):
     first = stub.Rank(rank_request(new_user(), SHIFTED_HISTORY, ITEMS, CANDIDATES, top_k=24))
     target = ranked_ids(first)[10]

@@ -175,7 +175,8 @@ def test_candidates_then_newest_history_are_embedded_first():
 
 def test_stage_times_are_reported():
     response = rank(service(), request())
-    assert set(response.stage_ms) == {"validate", "embed", "interest", "policy", "total"}
+    stages = {"validate", "embed", "interest", "policy", "serialize", "total"}
+    assert set(response.stage_ms) == stages
     assert response.stage_ms["total"] >= max(
         v for k, v in response.stage_ms.items() if k != "total"
     )
