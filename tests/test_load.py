@@ -50,6 +50,14 @@ def test_the_csv_has_one_column_per_printed_value():
     assert len(load.format_row(row).split()) == len(load.COLUMNS) == len(load.HEADER.split())
 
 
+def test_refusals_are_counted_apart_from_other_errors():
+    codes = ["RESOURCE_EXHAUSTED"] * 3 + ["DEADLINE_EXCEEDED", "UNAVAILABLE", "OK"]
+    row = warm_row([sample(code=code) for code in codes])
+    assert (row.refused, row.other_errors) == (3, 2)
+    printed = dict(zip(load.HEADER.split(), load.format_row(row).split(), strict=True))
+    assert (printed["refused"], printed["errors"]) == ("3", "2")
+
+
 def test_recovery_ends_with_the_last_answer_that_found_triton_unavailable():
     samples = [
         sample(degraded=TIMEOUT, scheduled=1.0),
