@@ -28,7 +28,7 @@ SHUTDOWN_GRACE_S = 5.0
 
 def build_service(
     settings: Settings, known_items: ItemTexts, event_prefix: str = ""
-) -> tuple[RankingService, TritonEncoderClient]:
+) -> tuple[RankingService, TritonTextEmbedder]:
     """Must run inside the event loop that serves: the Triton channel binds to it."""
     client = TritonEncoderClient(settings.triton_url, settings.model_name)
     cache = EmbeddingCache(settings.cache_bytes)
@@ -55,12 +55,12 @@ def build_service(
         metrics=metrics,
         event_prefix=event_prefix,
     )
-    return service, client
+    return service, embedder
 
 
 async def serve(settings: Settings, known_items: ItemTexts, worker: Worker | None) -> None:
     """`worker`: this process is one of several on the port (workers.py); None when alone."""
-    service, client = build_service(settings, known_items, worker.event_prefix if worker else "")
+    service, embedder = build_service(settings, known_items, worker.event_prefix if worker else "")
     forwarder = FeedbackForwarder(worker) if worker else None
     bound = await build_server(settings, service, forwarder)
     await bound.server.start()
@@ -87,7 +87,7 @@ async def serve(settings: Settings, known_items: ItemTexts, worker: Worker | Non
     # Load balancers see NOT_SERVING first, while requests in flight get the grace period.
     await bound.health.enter_graceful_shutdown()
     await bound.server.stop(SHUTDOWN_GRACE_S)
-    await client.close()
+    await embedder.close()
     if forwarder:
         await forwarder.close()
 

@@ -10,6 +10,7 @@ by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,6 +129,15 @@ class TritonTextEmbedder:
                 failure = failure or ENCODER_TIMEOUT
         waited = wait_stages(clocks, submitted, time.perf_counter())
         return Embeddings(model.label, vectors, missing, failure, self._encoder, waited)
+
+    async def close(self) -> None:
+        """Stops a model discovery under way, then closes the client: a discovery left running
+        would fail on the closed channel with nobody to hear it."""
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+        await self.client.close()
 
     async def _served_model(self, deadline: Deadline) -> ServedModel | None:
         if self._model is None:

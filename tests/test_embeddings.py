@@ -30,8 +30,15 @@ class FakeTriton:
         self.batches: list[int] = []
         self.timeouts: list[float] = []
         self.cancelled = 0
+        # Set: discovery waits until it is set.
+        self.discovery_gate: asyncio.Event | None = None
+        self.closed = False
 
     async def discover(self, timeout_s: float) -> ServedModel:
+        if self.discovery_gate is not None:
+            await self.discovery_gate.wait()
+        if self.closed:
+            raise RuntimeError("Channel is closed.")
         if self.down:
             raise EncoderUnavailable("Triton at fake: down")
         return self.model
@@ -51,6 +58,9 @@ class FakeTriton:
             raise
         sums = (input_ids * attention_mask).sum(axis=1, keepdims=True).astype(np.float32)
         return np.repeat(sums, DIM, axis=1)
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 @pytest.fixture
@@ -247,6 +257,25 @@ def test_a_rollout_is_followed_within_the_poll_interval_without_a_failure(reposi
     first, after = run(scenario())
     assert (first.model_version, after.model_version) == ("enc:1", "enc:2")
     assert after.failure is None
+
+
+def test_closing_stops_a_discovery_under_way_before_closing_the_client(repository):
+    triton = FakeTriton()
+    emb = embedder(triton, repository, poll_s=0.0)
+
+    async def scenario():
+        await emb.embed(["w1"], Deadline(1.0))
+        triton.discovery_gate = asyncio.Event()
+        await emb.embed(["w1"], Deadline(1.0))  # the poll is due: a discovery starts and waits
+        await asyncio.sleep(0)
+        refresh = emb._refresh
+        await emb.close()
+        triton.discovery_gate.set()
+        return refresh
+
+    refresh = run(scenario())
+    assert refresh.cancelled()
+    assert triton.closed
 
 
 def test_a_cancelled_request_cancels_the_triton_call_only_it_waits_for(repository):
