@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -27,8 +27,9 @@ EVENT_WEIGHTS: Mapping[int, float] = {
 HOUR_S = 3600.0
 
 
-@dataclass(frozen=True)
-class HistoryEvent:
+class HistoryEvent(NamedTuple):
+    """A tuple, not a dataclass: a request builds dozens, and a tuple is built in half the time."""
+
     item_id: str
     text: str
     type: int
