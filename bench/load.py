@@ -18,8 +18,10 @@ runs from the moment a request is sent; how late the generator sent it (its even
 lateness, which also delays stamping answers) is reported as `lag_p99` beside the generator's
 CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handler time
 (`stage_ms` total) and `out_p99` the latency outside it: transport, gRPC and queueing in the
-ranker's event loop. Triton runs `--triton-nice` below the ranker's CPU priority, as it should
-on a shared host (docs/operations.md).
+ranker's event loop. Answers that waited for Triton add the p99 of each part of that wait
+(`queue_p99_ms`, `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Triton runs
+`--triton-nice` below the ranker's CPU priority, as it should on a shared host
+(docs/operations.md).
 
 `--workers N` starts the ranker with N worker processes. The generator then balances per request
 (gRPC round_robin over the workers' own ports, `--balance request`), or opens `--connections`
@@ -67,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 from launcher.ports import LOOPBACK, pick_free_port_run, pick_free_ports  # noqa: E402
 from launcher.ranker_process import RankerProcess  # noqa: E402
 from launcher.triton import TritonServer  # noqa: E402
+from ranker.batcher import WAIT_STAGES  # noqa: E402
 from ranker.embeddings import ENCODER_UNAVAILABLE  # noqa: E402
 from ranker.server import ECHO_METHOD  # noqa: E402
 from ranker.v1 import ranker_pb2 as pb  # noqa: E402
@@ -91,6 +94,8 @@ class Sample:
     degraded: tuple[str, ...]  # what the answer gave up; empty when nothing
     # The ranker's own time for it (stage_ms total); the rest is transport and queueing.
     server_ms: float
+    # Where its wait for Triton went (stage_ms queue, tokenize, triton); empty when cached.
+    wait_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -188,8 +193,11 @@ async def _call(
         answer = await stub(payload, timeout=LATE_MS / 1000.0)
         response = pb.RankResponse.FromString(answer)
         code, degraded, server_ms = "OK", tuple(response.degraded), response.stage_ms["total"]
+        waits = {
+            stage: response.stage_ms[stage] for stage in WAIT_STAGES if stage in response.stage_ms
+        }
     except grpc.aio.AioRpcError as error:
-        code, degraded, server_ms = error.code().name, (), float("nan")
+        code, degraded, server_ms, waits = error.code().name, (), float("nan"), {}
     done = time.perf_counter()
     samples.append(
         Sample(
@@ -199,6 +207,7 @@ async def _call(
             code,
             degraded,
             server_ms,
+            waits,
         )
     )
 
@@ -370,7 +379,18 @@ def summarise(
         generator_cpu=run.generator_cpu,
         server_p99_ms=_p99([s.server_ms for s in ok]),
         outside_handler_p99_ms=_p99([s.latency_ms - s.server_ms for s in ok]),
+        notes=wait_notes(ok),
     )
+
+
+def wait_notes(answers: Sequence[Sample]) -> dict[str, float]:
+    """p99 of each part of the wait for Triton, over the answers that waited for it."""
+    notes = {}
+    for stage in WAIT_STAGES:
+        waits = [s.wait_ms[stage] for s in answers if stage in s.wait_ms]
+        if waits:
+            notes[f"{stage}_p99_ms"] = _p99(waits)
+    return notes
 
 
 def _p99(values: list[float]) -> float:

@@ -45,6 +45,16 @@ def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handle
     assert row.generator_cpu == pytest.approx(0.12)
 
 
+def test_a_row_notes_where_the_waits_for_triton_went():
+    waited = [sample() for _ in range(3)]
+    for n, answer in enumerate(waited):
+        answer.wait_ms = {"queue": 2.0, "tokenize": 1.0, "triton": 10.0 * (n + 1)}
+    row = warm_row([*waited, sample()])
+    assert row.notes["queue_p99_ms"] == pytest.approx(2.0)
+    assert row.notes["triton_p99_ms"] == pytest.approx(29.8)
+    assert "triton_p99_ms" not in warm_row([sample()]).notes
+
+
 def test_the_csv_has_one_column_per_printed_value():
     row = warm_row([sample(degraded=TIMEOUT), sample(code="RESOURCE_EXHAUSTED")])
     assert len(load.format_row(row).split()) == len(load.COLUMNS) == len(load.HEADER.split())
