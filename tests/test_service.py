@@ -1,6 +1,7 @@
 """The ranking path with a fake encoder: validation, feedback bookkeeping and failure mapping."""
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import grpc
@@ -233,7 +234,9 @@ def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_al
     svc.loop_lag.lag = mark(0.060)
     error = failure(svc, request(budget_ms=50))
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "the event loop runs 60 ms late, too late for this request's budget" in error.message
+    assert "the event loop runs 60 ms late, which leaves 0 ms of this request's budget" in (
+        error.message
+    )
 
 
 def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
@@ -267,6 +270,38 @@ def test_one_stall_refuses_requests_for_a_while_not_for_good():
     assert failure(svc, request(budget_ms=50)).code == grpc.StatusCode.RESOURCE_EXHAUSTED
     now[0] += 10.0  # no request got through to add a sample; time alone forgets the stall
     assert rank(svc, request(budget_ms=50)).items
+
+
+class SlowPolicy:
+    """A policy whose ranking takes `seconds` more: computing (`busy`), or paused, as when the
+    host takes the CPU away from the whole process."""
+
+    def __init__(self, policy, seconds: float, busy: bool) -> None:
+        self.policy, self.seconds, self.busy = policy, seconds, busy
+        self.name = policy.name
+
+    def rank(self, context, top_k):
+        end = time.perf_counter() + self.seconds
+        if not self.busy:
+            time.sleep(self.seconds)
+        while time.perf_counter() < end:
+            pass
+        return self.policy.rank(context, top_k)
+
+
+@pytest.mark.parametrize(("busy", "refused"), [(True, True), (False, False)])
+def test_only_the_rankings_own_work_raises_what_is_reserved_for_it(busy, refused):
+    svc = service()
+    svc.policy = SlowPolicy(svc.policy, 0.060, busy)
+    rank(svc, request(budget_ms=1000))
+    if refused:
+        assert svc.after_embed.value > 0.050
+        error = failure(svc, request(budget_ms=50))
+        assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "ms that ranking takes lately" in error.message
+    else:
+        assert svc.after_embed.value < 0.020
+        assert rank(svc, request(budget_ms=50)).items
 
 
 def test_a_high_water_mark_rises_at_once_and_halves_every_half_life_down_to_its_floor():
