@@ -4,7 +4,10 @@ Requests are built from real product titles (the committed sample of UCI Online 
 50 history events, 100 candidates, top_k 10, budget 50 ms. Arrivals are Poisson at a fixed
 rate and never wait for answers (open loop), so a slow server meets its full load. Per rate it
 reports p50/p95/p99/max latency as the client sees it, the share past the budget, the share
-degraded, errors by code and the embedding cache hit rate (from the ranker's /metrics).
+degraded, the refusals (RESOURCE_EXHAUSTED) and, from the ranker's /metrics, how many of them
+the handler gave (`by_handler`; the rest are gRPC's, past `--max-concurrent-rpcs`; a handler
+refusal that reached the client after its deadline counts there as DEADLINE_EXCEEDED), other
+errors, and the embedding cache hit rate (from /metrics too).
 
 Scenarios: `warm` (every text cached; a rate sweep that finds the highest rate with p99 under
 10 ms, and closed-loop saturation of Rank against a bare echo RPC on the same server), `cold`
@@ -57,6 +60,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import numpy as np
@@ -132,6 +136,9 @@ class Row:
     late_over_budget_plus_5ms: int
     degraded: float
     errors: dict[str, int]
+    # RESOURCE_EXHAUSTED given by the handler (the ranker's count; the rest of `refused` are
+    # gRPC's bound; one that reached the client after its deadline is DEADLINE_EXCEEDED there).
+    refused_by_handler: int
     cache_hit_rate: float
     generator_lag_p99_ms: float
     generator_cpu: float
@@ -337,31 +344,46 @@ def saturation(run: ClosedLoop) -> Throughput:
     return uvloop.run(saturate(run))
 
 
-def cache_counts(metrics_ports: Sequence[int]) -> tuple[float, float]:
-    """Embedding cache hits and misses, summed over the workers' metrics ports."""
-    counts = {"hit": 0.0, "miss": 0.0}
+class RankerCounts(NamedTuple):
+    """Counters summed over the workers' metrics ports."""
+
+    cache_hits: float
+    cache_misses: float
+    # Rank requests the handler refused (RESOURCE_EXHAUSTED); gRPC's own refusals past
+    # max_concurrent_rpcs never reach it.
+    handler_refused: float
+
+
+def ranker_counts(metrics_ports: Sequence[int]) -> RankerCounts:
+    counts = {"hit": 0.0, "miss": 0.0, "refused": 0.0}
     for port in metrics_ports:
         url = f"http://{LOOPBACK}:{port}/metrics"
         text = urllib.request.urlopen(url, timeout=5).read().decode()
         for family in text_string_to_metric_families(text):
-            if family.name == "ranker_embedding_cache_lookups":
-                for sample in family.samples:
-                    if sample.name.endswith("_total"):
-                        counts[sample.labels["result"]] += sample.value
-    return counts["hit"], counts["miss"]
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                if family.name == "ranker_embedding_cache_lookups":
+                    counts[sample.labels["result"]] += sample.value
+                elif family.name == "ranker_rank_requests" and sample.labels["code"] == (
+                    "RESOURCE_EXHAUSTED"
+                ):
+                    counts["refused"] += sample.value
+    return RankerCounts(counts["hit"], counts["miss"], counts["refused"])
 
 
 def summarise(
     scenario: str,
     rate: float,
     run: Run,
-    cache: tuple[tuple[float, float], tuple[float, float]],
+    counts: tuple[RankerCounts, RankerCounts],
 ) -> Row:
     samples = run.samples
     latencies = np.array([s.latency_ms for s in samples])
     ok = [s for s in samples if s.code == "OK"]
-    (hits0, misses0), (hits1, misses1) = cache
-    lookups = (hits1 - hits0) + (misses1 - misses0)
+    before, after = counts
+    hits = after.cache_hits - before.cache_hits
+    lookups = hits + after.cache_misses - before.cache_misses
     return Row(
         scenario=scenario,
         rate=rate,
@@ -374,7 +396,8 @@ def summarise(
         late_over_budget_plus_5ms=int((latencies > LATE_MS).sum()),
         degraded=sum(bool(s.degraded) for s in ok) / max(len(ok), 1),
         errors=dict(Counter(s.code for s in samples if s.code != "OK")),
-        cache_hit_rate=(hits1 - hits0) / lookups if lookups else 0.0,
+        refused_by_handler=int(after.handler_refused - before.handler_refused),
+        cache_hit_rate=hits / lookups if lookups else 0.0,
         generator_lag_p99_ms=float(np.percentile([s.lag_ms for s in samples], 99)),
         generator_cpu=run.generator_cpu,
         server_p99_ms=_p99([s.server_ms for s in ok]),
@@ -470,9 +493,9 @@ class Stack:
     def run(
         self, scenario: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
     ) -> Row:
-        before = cache_counts(self.metrics_ports)
+        before = ranker_counts(self.metrics_ports)
         run = self.start(payloads, rate, duration_s, seed)[0].result()
-        return summarise(scenario, rate, run, (before, cache_counts(self.metrics_ports)))
+        return summarise(scenario, rate, run, (before, ranker_counts(self.metrics_ports)))
 
     def saturate(
         self, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
@@ -550,7 +573,7 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
     payloads = build_requests(titles, count, seed=4, fresh=args.fresh, tag="kill")
     with Stack(args.repository, args) as stack:
         stack.warm_up(build_requests(titles, args.requests, seed=1))
-        before = cache_counts(stack.metrics_ports)
+        before = ranker_counts(stack.metrics_ports)
         future, start = stack.start(payloads, args.fault_rate, duration, seed=4)
         _sleep_until(start + duration * 0.25)
         killed = time.perf_counter() - start
@@ -559,7 +582,8 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
         stack.triton.start()
         ready = time.perf_counter() - start
         run = future.result()
-        row = summarise("killed", args.fault_rate, run, (before, cache_counts(stack.metrics_ports)))
+        counts = (before, ranker_counts(stack.metrics_ports))
+        row = summarise("killed", args.fault_rate, run, counts)
     row.notes.update(recovery(run.samples, killed, ready))
     return [row]
 
@@ -610,6 +634,7 @@ COLUMNS = (
     (">b+5ms", ">8"),
     ("degraded", ">10"),
     ("refused", ">9"),
+    ("by_handler", ">11"),
     ("errors", ">8"),
     ("hit_rate", ">10"),
     ("lag_p99", ">9"),
@@ -625,7 +650,8 @@ def format_row(row: Row) -> str:
         f"{row.scenario:<8}{row.rate:>7.0f}{row.sent:>7}{row.p50_ms:>8.2f}{row.p95_ms:>8.2f}"
         f"{row.p99_ms:>8.2f}{row.max_ms:>8.1f}{row.past_budget:>9.2%}"
         f"{row.late_over_budget_plus_5ms:>8}{row.degraded:>10.1%}"
-        f"{row.refused:>9}{row.other_errors:>8}{row.cache_hit_rate:>10.1%}"
+        f"{row.refused:>9}{row.refused_by_handler:>11}{row.other_errors:>8}"
+        f"{row.cache_hit_rate:>10.1%}"
         f"{row.generator_lag_p99_ms:>9.2f}"
         f"{row.generator_cpu:>9.0%}{row.server_p99_ms:>9.2f}{row.outside_handler_p99_ms:>9.2f}"
     )
@@ -689,7 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.extend(scenario_rows)
     for row in rows:
         for key, value in row.notes.items():
-            print(f"{row.scenario}: {key} = {value:.3f}")
+            print(f"{row.scenario} {row.rate:.0f}/s: {key} = {value:.3f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     run = {
         "workers": args.workers,

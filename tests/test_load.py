@@ -28,7 +28,8 @@ def sample(
 
 
 def warm_row(samples: list[load.Sample]) -> load.Row:
-    return load.summarise("warm", 100.0, load.Run(samples, 0.12), ((0, 0), (90, 10)))
+    counts = (load.RankerCounts(0, 0, 0), load.RankerCounts(90, 10, 2))
+    return load.summarise("warm", 100.0, load.Run(samples, 0.12), counts)
 
 
 def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handler_split():
@@ -63,9 +64,9 @@ def test_the_csv_has_one_column_per_printed_value():
 def test_refusals_are_counted_apart_from_other_errors():
     codes = ["RESOURCE_EXHAUSTED"] * 3 + ["DEADLINE_EXCEEDED", "UNAVAILABLE", "OK"]
     row = warm_row([sample(code=code) for code in codes])
-    assert (row.refused, row.other_errors) == (3, 2)
+    assert (row.refused, row.refused_by_handler, row.other_errors) == (3, 2, 2)
     printed = dict(zip(load.HEADER.split(), load.format_row(row).split(), strict=True))
-    assert (printed["refused"], printed["errors"]) == ("3", "2")
+    assert (printed["refused"], printed["by_handler"], printed["errors"]) == ("3", "2", "2")
 
 
 def test_recovery_ends_with_the_last_answer_that_found_triton_unavailable():
