@@ -352,24 +352,32 @@ class RankerCounts(NamedTuple):
     # Rank requests the handler refused (RESOURCE_EXHAUSTED); gRPC's own refusals past
     # max_concurrent_rpcs never reach it.
     handler_refused: float
+    # Garbage collections that held a worker for over LONG_GC_S.
+    long_gc_pauses: float
+
+
+LONG_GC_S = "0.01"  # a bucket bound of ranker_gc_pause_seconds
 
 
 def ranker_counts(metrics_ports: Sequence[int]) -> RankerCounts:
-    counts = {"hit": 0.0, "miss": 0.0, "refused": 0.0}
+    counts = Counter[str]()
     for port in metrics_ports:
         url = f"http://{LOOPBACK}:{port}/metrics"
         text = urllib.request.urlopen(url, timeout=5).read().decode()
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if not sample.name.endswith("_total"):
-                    continue
-                if family.name == "ranker_embedding_cache_lookups":
-                    counts[sample.labels["result"]] += sample.value
-                elif family.name == "ranker_rank_requests" and sample.labels["code"] == (
-                    "RESOURCE_EXHAUSTED"
+                name, labels = sample.name, sample.labels
+                if name == "ranker_embedding_cache_lookups_total":
+                    counts[labels["result"]] += sample.value
+                elif (
+                    name == "ranker_rank_requests_total" and labels["code"] == "RESOURCE_EXHAUSTED"
                 ):
                     counts["refused"] += sample.value
-    return RankerCounts(counts["hit"], counts["miss"], counts["refused"])
+                elif name == "ranker_gc_pause_seconds_count":
+                    counts["long_gc"] += sample.value
+                elif name == "ranker_gc_pause_seconds_bucket" and labels["le"] == LONG_GC_S:
+                    counts["long_gc"] -= sample.value
+    return RankerCounts(counts["hit"], counts["miss"], counts["refused"], counts["long_gc"])
 
 
 def summarise(
@@ -402,8 +410,12 @@ def summarise(
         generator_cpu=run.generator_cpu,
         server_p99_ms=_p99([s.server_ms for s in ok]),
         outside_handler_p99_ms=_p99([s.latency_ms - s.server_ms for s in ok]),
-        notes=wait_notes(ok),
+        notes=wait_notes(ok) | long_gc_note(after.long_gc_pauses - before.long_gc_pauses),
     )
+
+
+def long_gc_note(pauses: float) -> dict[str, float]:
+    return {f"gc_pauses_over_{float(LONG_GC_S) * 1000:.0f}ms": pauses} if pauses else {}
 
 
 def wait_notes(answers: Sequence[Sample]) -> dict[str, float]:

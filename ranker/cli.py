@@ -73,6 +73,7 @@ async def serve(settings: Settings, known_items: ItemTexts, worker: Worker | Non
     # collection scans only what requests create, and stalls the event loop for less.
     gc.collect()
     gc.freeze()
+    service.metrics.watch_gc()
     who = f"worker {worker.index} of {worker.count}" if worker else "ranker"
     print(
         f"{who} listening on {settings.host}:{bound.port}, Triton at {settings.triton_url}",

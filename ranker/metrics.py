@@ -6,6 +6,8 @@ cache keeps plain counters that are read at scrape time rather than pushed per l
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -16,6 +18,7 @@ from ranker.cache import EmbeddingCache
 
 # Milliseconds of interest are single digits to the budget's tens: the buckets follow.
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0)
+GC_PAUSE_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 
 class _CacheCollector(Collector):
@@ -65,6 +68,30 @@ class RankerMetrics:
             "How late the event loop runs its timers lately (worst recent, decaying)",
             registry=self.registry,
         )
+
+        # A collection holds the GIL: every request in flight waits it out. A long one shows
+        # in tail latency as a burst of late answers; this tells it from the host's stalls.
+        self.gc_pause = Histogram(
+            "ranker_gc_pause_seconds",
+            "Python garbage collections by generation, and how long each held the process",
+            ["generation"],
+            buckets=GC_PAUSE_BUCKETS_S,
+            registry=self.registry,
+        )
+
+    def watch_gc(self) -> None:
+        """Times every garbage collection of this process from now on: once per process."""
+        pauses = [self.gc_pause.labels(str(generation)) for generation in range(3)]
+        started = 0.0
+
+        def timed(phase: str, info: dict[str, int]) -> None:
+            nonlocal started
+            if phase == "start":
+                started = time.perf_counter()
+            else:
+                pauses[info["generation"]].observe(time.perf_counter() - started)
+
+        gc.callbacks.append(timed)
 
     def watch(self, cache: EmbeddingCache) -> None:
         self.registry.register(_CacheCollector(cache))

@@ -1,6 +1,7 @@
 """The gRPC face on a loopback port: the bench echo RPC is off unless asked for."""
 
 import asyncio
+import gc
 import urllib.request
 
 import grpc
@@ -44,6 +45,21 @@ def test_metrics_are_served_in_prometheus_text():
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "ranker_rank_in_flight 0.0" in text
     assert "ranker_event_loop_lag_seconds 0.012" in text
+
+
+def test_garbage_collections_are_timed_by_generation():
+    svc = service()
+    svc.metrics.watch_gc()
+    try:
+        gc.collect(1)
+        gc.collect(2)
+    finally:
+        gc.callbacks.pop()
+    count = svc.metrics.registry.get_sample_value
+
+    assert count("ranker_gc_pause_seconds_count", {"generation": "1"}) >= 1
+    assert count("ranker_gc_pause_seconds_count", {"generation": "2"}) >= 1
+    assert count("ranker_gc_pause_seconds_sum", {"generation": "2"}) > 0.0
 
 
 def test_past_max_concurrent_rpcs_grpc_refuses_before_the_handler_runs():
