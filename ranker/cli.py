@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -107,11 +108,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_server(settings, known_items, None)
 
 
+def one_thread_per_job() -> None:
+    """Keeps numeric libraries to one thread each: this process's event loop, and a worker
+    beside it, need the cores more than they do.
+
+    A ranking multiplies matrices of a few hundred rows: BLAS threads cost more in hand-offs and
+    spinning than they save (4x per request). A batch of titles tokenizes in about a
+    millisecond on one thread; the tokenizers library's pool takes every core for it, which
+    delays the event loops: in bench/load.py's killed scenario, three back-to-back pairs gave
+    3-11 answers past budget + 5 ms with the pool and 0-1 without. An operator's own
+    TOKENIZERS_PARALLELISM is kept.
+    """
+    threadpool_limits(limits=1, user_api="blas")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def run_server(settings: Settings, known_items: ItemTexts, worker: Worker | None) -> int:
     """Serves in this process until SIGINT or SIGTERM; 1 when it cannot serve."""
-    # A ranking multiplies matrices of a few hundred rows: BLAS threads cost more in hand-offs
-    # and spinning than they save, and steal the core the event loop needs (4x per request).
-    threadpool_limits(limits=1, user_api="blas")
+    one_thread_per_job()
     try:
         # uvloop: the event loop's own work per request (wake-ups, callbacks, timers) is a
         # sizeable share of a Rank call's latency; two workers at 500 requests/s held a p99 of

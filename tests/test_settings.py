@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,22 @@ def test_catalogue_flag_and_bad_catalogue_exit_cleanly(tmp_path, capsys):
     assert main(["--catalogue", str(bad)]) == 2
     assert "needs the columns item_id and text" in capsys.readouterr().err
     assert main(["--catalogue", str(tmp_path / "missing.csv")]) == 2
+
+
+@pytest.mark.parametrize(("operator", "served"), [(None, "false"), ("true", "true")])
+def test_the_tokenizer_pool_stays_off_unless_the_operator_turns_it_on(
+    monkeypatch, operator, served
+):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from ranker.cli import one_thread_per_job
+
+    if operator is None:
+        monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    else:
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", operator)
+    with threadpool_limits(limits=None):  # leaves the test process's BLAS as it found it
+        one_thread_per_job()
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert os.environ["TOKENIZERS_PARALLELISM"] == served
+    assert blas and set(blas) == {1}
