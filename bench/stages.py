@@ -69,7 +69,9 @@ async def measure(
     return stages, (time.process_time() - cpu) * 1000.0 / calls
 
 
-async def run(triton: TritonServer, repository: Path, requests: list[pb.RankRequest], calls: int):
+async def run(
+    triton: TritonServer, repository: Path, requests: list[pb.RankRequest], calls: int
+) -> tuple[dict[str, list[float]], float]:
     settings = Settings(triton_url=triton.grpc_url, model_repository=repository)
     service, embedder = build_service(settings, KnownItems(settings.known_items))
     try:

@@ -92,6 +92,12 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
+async def warm_then_slow(emb: TritonTextEmbedder, triton: FakeTriton, delay_s: float) -> None:
+    """Discovery and a warm cache for "w1", then Triton takes `delay_s` per call."""
+    await emb.embed(["w1"], Deadline(1.0))
+    triton.delay_s = delay_s
+
+
 def test_concurrent_requests_share_batches_and_identical_texts(repository):
     triton = FakeTriton(max_batch_size=8)
     emb = embedder(triton, repository)
@@ -135,8 +141,7 @@ def test_slow_triton_degrades_within_budget_and_late_results_fill_the_cache(repo
     emb = embedder(triton, repository)
 
     async def scenario():
-        await emb.embed(["w1"], Deadline(1.0))  # discovery and a warm cache for w1
-        triton.delay_s = 0.2
+        await warm_then_slow(emb, triton, 0.2)
         loop = asyncio.get_running_loop()
         start = loop.time()
         late = await emb.embed(["w1", "w2"], Deadline(0.05))
@@ -156,8 +161,7 @@ def test_the_wait_for_triton_is_split_into_queue_tokenize_and_triton(repository)
     emb = embedder(triton, repository)
 
     async def scenario():
-        await emb.embed(["w1"], Deadline(1.0))  # discovery and a warm cache for w1
-        triton.delay_s = 0.05
+        await warm_then_slow(emb, triton, 0.05)
         start = time.perf_counter()
         waited = await emb.embed(["w1", "w2"], Deadline(1.0))
         cached = await emb.embed(["w2"], Deadline(1.0))
