@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from load import ITEMS_CSV, build_requests, load_titles  # noqa: E402
+from load import ITEMS_CSV, WARM_UP_BUDGET_MS, build_requests, load_titles  # noqa: E402
 
 from launcher.triton import TritonServer  # noqa: E402
 from ranker.cli import build_service  # noqa: E402
@@ -42,8 +42,6 @@ from ranker.settings import Settings  # noqa: E402
 from ranker.v1 import ranker_pb2 as pb  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-# Long enough for Triton on the CPU to embed every text of a request while warming.
-WARM_UP_BUDGET_MS = 10_000
 
 
 async def measure(
