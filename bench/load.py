@@ -1,4 +1,4 @@
-"""Open-loop gRPC load against the real ranker and the real Triton, in four scenarios.
+"""Open-loop gRPC load against the real ranker and the real Triton, in five scenarios.
 
 Requests are built from real product titles (the committed sample of UCI Online Retail II):
 50 history events, 100 candidates, top_k 10, budget 50 ms. Arrivals are Poisson at a fixed
@@ -10,10 +10,14 @@ refusal that reached the client after its deadline counts there as DEADLINE_EXCE
 errors, and the embedding cache hit rate (from /metrics too).
 
 Scenarios: `warm` (every text cached; a rate sweep that finds the highest rate with p99 under
-10 ms, and closed-loop saturation of Rank against a bare echo RPC on the same server), `cold`
-(every text new), `slow` (Triton's encoder sleeps `--slow-delay-ms` per batch, a config
-parameter) and `killed` (Triton killed mid-run and restarted; recovery is the time from Triton
-being ready again to the last answer that found it unavailable).
+10 ms, and closed-loop saturation of Rank against a bare echo RPC on the same server), `bare`
+(the same sweep and saturation against bench/bare_ranker.py, the issue's yardstick: a bare
+grpc.aio server that parses the request and scores from a dict; each warm row notes its p99 as
+a ratio to the bare p99 at its rate, `p99_to_bare`, and the last Rank's saturation as a ratio to
+the bare server's, `rank_to_bare`), `cold` (every text new), `slow` (Triton's encoder sleeps
+`--slow-delay-ms` per batch, a config parameter) and `killed` (Triton killed mid-run and
+restarted; recovery is the time from Triton being ready again to the last answer that found it
+unavailable).
 
 The generator runs in a process of its own, spawned before any clock starts: the scenario's
 own work (killing and restarting Triton forks and polls) never stalls its event loop. Latency
@@ -35,7 +39,7 @@ the 50 ms budget, so that the last one queued still has time to be answered); pa
 refuses with RESOURCE_EXHAUSTED before the handler runs.
 
     python bench/load.py                      # all scenarios, results in bench/results/load.*
-    python bench/load.py --scenarios warm --rates 300,500,700
+    python bench/load.py --scenarios warm,bare --rates 300,500,700
     python bench/load.py --workers 2            # two ranker processes on the port
 """
 
@@ -47,6 +51,7 @@ import contextlib
 import csv
 import gc
 import json
+import math
 import multiprocessing
 import random
 import shutil
@@ -60,7 +65,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 import grpc
 import numpy as np
@@ -72,7 +77,7 @@ sys.path.insert(0, str(ROOT))
 
 from launcher.ports import LOOPBACK, pick_free_port_run, pick_free_ports  # noqa: E402
 from launcher.ranker_process import RankerProcess  # noqa: E402
-from launcher.triton import TritonServer  # noqa: E402
+from launcher.triton import TritonServer, die_with_parent  # noqa: E402
 from ranker.batcher import WAIT_STAGES  # noqa: E402
 from ranker.embeddings import ENCODER_UNAVAILABLE  # noqa: E402
 from ranker.server import ECHO_METHOD  # noqa: E402
@@ -80,6 +85,7 @@ from ranker.v1 import ranker_pb2 as pb  # noqa: E402
 
 RANK_METHOD = "/ranker.v1.Ranker/Rank"
 ITEMS_CSV = ROOT / "demo" / "data" / "items.csv"
+BARE_RANKER = ROOT / "bench" / "bare_ranker.py"
 RESULTS = ROOT / "bench" / "results"
 HISTORY, CANDIDATES, TOP_K, BUDGET_MS = 50, 100, 10, 50
 P99_TARGET_MS = 10.0
@@ -407,7 +413,7 @@ def summarise(
         degraded=sum(bool(s.degraded) for s in ok) / max(len(ok), 1),
         errors=dict(Counter(s.code for s in samples if s.code != "OK")),
         refused_by_handler=int(after.handler_refused - before.handler_refused),
-        cache_hit_rate=hits / lookups if lookups else 0.0,
+        cache_hit_rate=hits / lookups if lookups else math.nan,  # nan: no cache (bare)
         generator_lag_p99_ms=float(np.percentile([s.lag_ms for s in samples], 99)),
         generator_cpu=run.generator_cpu,
         server_p99_ms=_p99([s.server_ms for s in ok]),
@@ -434,48 +440,30 @@ def _p99(values: list[float]) -> float:
     return float(np.percentile(values, 99)) if values else float("nan")
 
 
-class Stack:
-    """Triton and a ranker (`workers` processes) on free loopback ports, Triton restartable in
-    place, and the load generator in a process of its own, sending over `connections`."""
+class LoadTarget:
+    """A server under load on loopback ports, and the load generator in a process of its own,
+    sending over `connections`. Subclasses start and stop the server."""
 
-    def __init__(self, repository: Path, args: argparse.Namespace) -> None:
-        grpc_port, http_port, metrics_port = pick_free_ports(3)
-        self.triton = TritonServer(
-            repository,
-            grpc_port=grpc_port,
-            http_port=http_port,
-            metrics_port=metrics_port,
-            niceness=args.triton_nice,
-        )
-        first_metrics_port = pick_free_port_run(args.workers)
-        self.metrics_ports = range(first_metrics_port, first_metrics_port + args.workers)
-        self.repository = repository
+    metrics_ports: Sequence[int] = ()
+
+    def __init__(self, args: argparse.Namespace) -> None:
         self.connections = args.connections
-        self.workers = args.workers
-        self.ranker_args = [
-            "--echo-rpc",
-            "yes",
-            "--metrics-port",
-            str(first_metrics_port),
-            "--workers",
-            str(args.workers),
-            "--max-concurrent-rpcs",
-            str(args.max_concurrent_rpcs),
-        ]
-        self.worker_port_base = 0
-        if args.workers > 1 and args.balance == "request":
-            self.worker_port_base = pick_free_port_run(args.workers)
-            self.ranker_args += ["--worker-port-base", str(self.worker_port_base)]
-        self.ranker: RankerProcess | None = None
         # Spawned, not forked: a fork would copy this process's gRPC and Triton client state.
         self.generator = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
-    def __enter__(self) -> Stack:
+    @property
+    def address(self) -> str:
+        raise NotImplementedError
+
+    def start_servers(self) -> None:
+        raise NotImplementedError
+
+    def stop_servers(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         try:
-            self.triton.start()
-            self.ranker = RankerProcess(
-                self.triton.grpc_url, self.repository, extra_args=self.ranker_args
-            ).start()
+            self.start_servers()
             self.generator.submit(connect, self.address).result()
         except BaseException:
             self.__exit__()
@@ -483,18 +471,8 @@ class Stack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.ranker is not None:
-            self.ranker.stop()
-        self.triton.stop()
+        self.stop_servers()
         self.generator.shutdown()
-
-    @property
-    def address(self) -> str:
-        """The generator's gRPC target: the shared port, or every worker's own port."""
-        if not self.worker_port_base:
-            return self.ranker.address
-        ports = range(self.worker_port_base, self.worker_port_base + self.workers)
-        return "ipv4:" + ",".join(f"{LOOPBACK}:{port}" for port in ports)
 
     def start(
         self, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
@@ -533,27 +511,152 @@ class Stack:
         asyncio.run(each())
 
 
-def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
-    payloads = build_requests(titles, args.requests, seed=1)
+def balanced(ports: Sequence[int]) -> str:
+    """The gRPC target that balances per request over these loopback ports."""
+    if len(ports) == 1:
+        return f"{LOOPBACK}:{ports[0]}"
+    return "ipv4:" + ",".join(f"{LOOPBACK}:{port}" for port in ports)
+
+
+class Stack(LoadTarget):
+    """Triton and a ranker (`workers` processes), Triton restartable in place."""
+
+    def __init__(self, repository: Path, args: argparse.Namespace) -> None:
+        super().__init__(args)
+        grpc_port, http_port, metrics_port = pick_free_ports(3)
+        self.triton = TritonServer(
+            repository,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            niceness=args.triton_nice,
+        )
+        first_metrics_port = pick_free_port_run(args.workers)
+        self.metrics_ports = range(first_metrics_port, first_metrics_port + args.workers)
+        self.repository = repository
+        self.workers = args.workers
+        self.ranker_args = [
+            "--echo-rpc",
+            "yes",
+            "--metrics-port",
+            str(first_metrics_port),
+            "--workers",
+            str(args.workers),
+            "--max-concurrent-rpcs",
+            str(args.max_concurrent_rpcs),
+        ]
+        self.worker_port_base = 0
+        if args.workers > 1 and args.balance == "request":
+            self.worker_port_base = pick_free_port_run(args.workers)
+            self.ranker_args += ["--worker-port-base", str(self.worker_port_base)]
+        self.ranker: RankerProcess | None = None
+
+    def start_servers(self) -> None:
+        self.triton.start()
+        self.ranker = RankerProcess(
+            self.triton.grpc_url, self.repository, extra_args=self.ranker_args
+        ).start()
+
+    def stop_servers(self) -> None:
+        if self.ranker is not None:
+            self.ranker.stop()
+        self.triton.stop()
+
+    @property
+    def address(self) -> str:
+        """The generator's gRPC target: the shared port, or every worker's own port."""
+        if not self.worker_port_base:
+            return self.ranker.address
+        return balanced(range(self.worker_port_base, self.worker_port_base + self.workers))
+
+
+class BareServers(LoadTarget):
+    """bench/bare_ranker.py, `workers` processes on ports of their own, balanced per request."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__(args)
+        self.ports = pick_free_ports(args.workers)
+        self.max_concurrent_rpcs = args.max_concurrent_rpcs
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def address(self) -> str:
+        return balanced(self.ports)
+
+    def start_servers(self) -> None:
+        for port in self.ports:
+            command = [sys.executable, str(BARE_RANKER), "--port", str(port)]
+            command += ["--max-concurrent-rpcs", str(self.max_concurrent_rpcs)]
+            self.processes.append(subprocess.Popen(command, preexec_fn=die_with_parent))
+        for port, process in zip(self.ports, self.processes, strict=True):
+            with grpc.insecure_channel(f"{LOOPBACK}:{port}") as channel:
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=30.0)
+                except grpc.FutureTimeoutError:
+                    raise RuntimeError(
+                        f"{BARE_RANKER.name} on port {port} did not start "
+                        f"(exit code {process.poll()})"
+                    ) from None
+
+    def stop_servers(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait()
+
+
+def sweep(
+    target: LoadTarget, scenario: str, payloads: Sequence[bytes], args: argparse.Namespace
+) -> list[Row]:
+    """Warms `target`, runs every rate (printing each row), then saturates Rank; the last row
+    notes the saturation and the highest rate that held p99 under 10 ms."""
+    target.warm_up(payloads)
     rows = []
-    with Stack(args.repository, args) as stack:
-        stack.warm_up(payloads)
-        for rate in args.rates:
-            rows.append(stack.run("warm", payloads, rate, args.duration, seed=int(rate)))
-            print(format_row(rows[-1]), flush=True)
-        rank = stack.saturate(RANK_METHOD, payloads, args.concurrency, args.duration)
-        echo = stack.saturate(ECHO_METHOD, payloads, args.concurrency, args.duration)
+    for rate in args.rates:
+        rows.append(target.run(scenario, payloads, rate, args.duration, seed=int(rate)))
+        print(format_row(rows[-1]), flush=True)
+    rank = target.saturate(RANK_METHOD, payloads, args.concurrency, args.duration)
     holding = [row.rate for row in rows if row.p99_ms < P99_TARGET_MS and not row.errors]
     rows[-1].notes.update(
         {
             "rank_saturation_rps": rank.answered_rps,
             "rank_saturation_refused_rps": rank.refused_rps,
-            "echo_saturation_rps": echo.answered_rps,
-            "rank_to_echo": rank.answered_rps / echo.answered_rps,
             "highest_rate_p99_under_10ms": max(holding, default=0.0),
         }
     )
     return rows
+
+
+def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
+    payloads = build_requests(titles, args.requests, seed=1)
+    with Stack(args.repository, args) as stack:
+        rows = sweep(stack, "warm", payloads, args)
+        echo = stack.saturate(ECHO_METHOD, payloads, args.concurrency, args.duration)
+    notes = rows[-1].notes
+    notes["echo_saturation_rps"] = echo.answered_rps
+    notes["rank_to_echo"] = notes["rank_saturation_rps"] / echo.answered_rps
+    return rows
+
+
+def scenario_bare(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
+    payloads = build_requests(titles, args.requests, seed=1)
+    with BareServers(args) as servers:
+        return sweep(servers, "bare", payloads, args)
+
+
+def against_bare(rows: Sequence[Row]) -> None:
+    """Notes the ranker's figures as ratios to the bare server's in the same run: each warm
+    row's p99 over the bare p99 at its rate, and Rank's saturation over the bare server's."""
+    bare = [row for row in rows if row.scenario == "bare"]
+    warm = [row for row in rows if row.scenario == "warm"]
+    if not bare or not warm:
+        return
+    bare_p99 = {row.rate: row.p99_ms for row in bare}
+    for row in warm:
+        if row.rate in bare_p99:
+            row.notes["p99_to_bare"] = row.p99_ms / bare_p99[row.rate]
+    saturation = "rank_saturation_rps"
+    warm[-1].notes["rank_to_bare"] = warm[-1].notes[saturation] / bare[-1].notes[saturation]
 
 
 def scenario_cold(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
@@ -630,10 +733,14 @@ def _sleep_until(moment: float) -> None:
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace, list[tuple[str, str]]], list[Row]]] = {
     "warm": scenario_warm,
+    "bare": scenario_bare,
     "cold": scenario_cold,
     "slow": scenario_slow,
     "killed": scenario_killed,
 }
+
+# Scenarios that print each row as it is measured (a sweep is long).
+SWEEPS = ("warm", "bare")
 
 # Column names and alignments: one word each, so that the CSV has a column per printed value.
 COLUMNS = (
@@ -677,7 +784,7 @@ def _rates(text: str) -> list[float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default="warm,cold,slow,killed")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--rates", type=_rates, default=_rates("250,500,750,1000"))
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--requests", type=int, default=200, help="distinct warm requests")
@@ -724,9 +831,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     for name in args.scenarios.split(","):
         scenario_rows = SCENARIOS[name](args, titles)
-        for row in scenario_rows if name != "warm" else []:
+        for row in scenario_rows if name not in SWEEPS else []:
             print(format_row(row), flush=True)
         rows.extend(scenario_rows)
+    against_bare(rows)
     for row in rows:
         for key, value in row.notes.items():
             print(f"{row.scenario} {row.rate:.0f}/s: {key} = {value:.3f}")

@@ -1,5 +1,6 @@
 """bench/load.py's bookkeeping: what a row and the killed scenario report from a run's samples."""
 
+import argparse
 import asyncio
 import math
 import sys
@@ -12,6 +13,8 @@ from launcher.ports import LOOPBACK
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import load
+
+from ranker.v1 import ranker_pb2 as pb
 
 UNAVAILABLE = ("encoder_unavailable", "history_partial")
 TIMEOUT = ("encoder_timeout", "history_partial")
@@ -113,3 +116,43 @@ def test_saturation_counts_refusals_apart_from_answers_and_keeps_sending():
     throughput = asyncio.run(scenario())
     assert throughput.answered_rps > 0
     assert throughput.refused_rps == pytest.approx(throughput.answered_rps, rel=0.1)
+
+
+def test_warm_rows_note_their_ratio_to_the_bare_server_in_the_same_run():
+    warm = [warm_row([sample(latency_ms=8.0)] * 100) for _ in range(2)]
+    bare = [warm_row([sample(latency_ms=2.0)] * 100) for _ in range(2)]
+    for rows, scenario, saturation in ((warm, "warm", 800.0), (bare, "bare", 2000.0)):
+        for row, rate in zip(rows, (250.0, 500.0), strict=True):
+            row.scenario, row.rate = scenario, rate
+        rows[-1].notes["rank_saturation_rps"] = saturation
+    load.against_bare([*warm, *bare])
+    assert [row.notes["p99_to_bare"] for row in warm] == [pytest.approx(4.0)] * 2
+    assert warm[-1].notes["rank_to_bare"] == pytest.approx(0.4)
+    assert "p99_to_bare" not in bare[0].notes
+
+
+def test_the_bare_server_ranks_by_the_history_and_serves_the_load_generator():
+    """The yardstick must do the request's work, or the ratios to it say nothing."""
+    history = [pb.BehaviorEvent(item=pb.Item(item_id="h", text="blue enamel teapot"))]
+    candidates = [pb.Item(item_id=f"c{n}", text=f"garden gnome {n}") for n in range(20)]
+    candidates[7] = pb.Item(item_id="same", text="blue enamel teapot")
+    request = pb.RankRequest(user_id="u", history=history, candidates=candidates, top_k=5)
+    args = argparse.Namespace(workers=1, max_concurrent_rpcs=4, connections=1)
+    with load.BareServers(args) as servers:
+        with grpc.insecure_channel(servers.address) as channel:
+            rank = channel.unary_unary(
+                load.RANK_METHOD,
+                request_serializer=pb.RankRequest.SerializeToString,
+                response_deserializer=pb.RankResponse.FromString,
+            )
+            answer = rank(request, timeout=10.0)
+        payloads = [request.SerializeToString()]
+        row = servers.run("bare", payloads, rate=50.0, duration_s=0.5, seed=1)
+    assert answer.items[0].item_id == "same"
+    assert answer.items[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(answer.items) == 5
+    assert [item.score for item in answer.items] == sorted(
+        (item.score for item in answer.items), reverse=True
+    )
+    assert row.sent > 0 and not row.errors
+    assert math.isnan(row.cache_hit_rate)
