@@ -8,7 +8,8 @@ top_k 10, real product titles. It prints the mean, p50 and p99 of each `stage_ms
 CPU time per call, and writes bench/results/stages.json.
 
 A process's capacity is about one core over (this CPU time + gRPC's share per call, which
-load.py's echo saturation shows).
+load.py's echo saturation shows). For scale it also times, on the same requests, the handler of
+bench/bare_ranker.py (the issue's bare server: parsing and numpy scoring from a dict).
 
     python bench/stages.py
     python bench/stages.py --calls 5000
@@ -32,6 +33,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bare_ranker import BareRanker  # noqa: E402
 from load import ITEMS_CSV, WARM_UP_BUDGET_MS, build_requests, load_titles  # noqa: E402
 
 from launcher.triton import TritonServer  # noqa: E402
@@ -67,6 +69,17 @@ async def measure(
     return stages, (time.process_time() - cpu) * 1000.0 / calls
 
 
+async def bare_cpu_ms(requests: Sequence[pb.RankRequest], calls: int) -> float:
+    """The CPU milliseconds per call of the bare server's handler, every text in its dict."""
+    bare = BareRanker()
+    for request in requests:
+        await bare.Rank(request, None)
+    cpu = time.process_time()
+    for n in range(calls):
+        await bare.Rank(requests[n % len(requests)], None)
+    return (time.process_time() - cpu) * 1000.0 / calls
+
+
 async def run(
     triton: TritonServer, repository: Path, requests: list[pb.RankRequest], calls: int
 ) -> tuple[dict[str, list[float]], float]:
@@ -94,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threadpool_limits(limits=1, user_api="blas")  # as the ranker runs (ranker/cli.py)
     with TritonServer(args.repository) as triton:
         stages, cpu_ms = uvloop.run(run(triton, args.repository, requests, args.calls))
+    bare_ms = uvloop.run(bare_cpu_ms(requests, args.calls))
     rows = {
         stage: {
             "mean_ms": float(np.mean(times)),
@@ -106,8 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stage, row in rows.items():
         print(f"{stage:<12}{row['mean_ms']:>10.3f}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}")
     print(f"CPU per call: {cpu_ms:.3f} ms")
+    print(
+        f"bare server's handler: {bare_ms:.3f} ms per call (ranker / bare: {cpu_ms / bare_ms:.1f})"
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report = {"calls": args.calls, "cpu_ms_per_call": cpu_ms, "stages": rows}
+    report = {
+        "calls": args.calls,
+        "cpu_ms_per_call": cpu_ms,
+        "bare_cpu_ms_per_call": bare_ms,
+        "stages": rows,
+    }
     (RESULTS / "stages.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS / 'stages.json'}")
     return 0

@@ -11,7 +11,8 @@ queues here, where a text is dropped once every request that wanted it has run o
 instead of piling up unbounded work in Triton.
 
 Each Triton call keeps a `BatchClock` (when it was sent, its texts tokenized, Triton answered),
-so that a request can tell where its wait for embeddings went.
+so that a request can tell where its wait for embeddings went, and `latency` keeps how long the
+recent calls took, answered or failed, so that a request can tell whether waiting is worth it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
+
+from ranker.budget import FastestRecent
 
 
 @dataclass
@@ -86,6 +89,7 @@ class EmbeddingBatcher:
         self.max_wait_s = max_wait_s
         self.grace_s = grace_s
         self.calls = 0
+        self.latency = FastestRecent()
         self._pending: dict[str, asyncio.Future[Embedded]] = {}
         self._queue: list[str] = []
         self._wanted_until: dict[str, float] = {}
@@ -198,9 +202,11 @@ class EmbeddingBatcher:
             self._settle(chunk, lambda _, future: future.cancel())
             raise
         except Exception as error:  # every waiter of this chunk must hear of it
+            self.latency.observe(time.perf_counter() - clock.dispatched)
             self._settle(chunk, lambda _, future, error=error: future.set_exception(error))
             return
         clock.answered = time.perf_counter()
+        self.latency.observe(clock.answered - clock.dispatched)
         results = dict(zip(chunk, vectors, strict=True))
         for text, vector in results.items():
             self.store(text, vector)

@@ -1,10 +1,10 @@
 """Text embeddings for the ranking path: cache first, then shared batches to Triton.
 
-Never waits past the request's budget: texts whose embeddings are not ready in time come back
-marked missing, and the caller degrades. The served model is kept while Triton is down (its
-cached embeddings still serve) and re-discovered in the background after a failure and every
-`poll_s`, so the ranker follows a restarted Triton, a rollout to a new version and a rollback
-by itself.
+Never waits past the request's budget, nor at all while every recent Triton call took longer
+than the budget left: texts whose embeddings are not ready in time come back marked missing,
+and the caller degrades. The served model is kept while Triton is down (its cached embeddings
+still serve) and re-discovered in the background after a failure and every `poll_s`, so the
+ranker follows a restarted Triton, a rollout to a new version and a rollback by itself.
 """
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ class TritonTextEmbedder:
         batcher = self.batcher
         submitted = time.perf_counter()
         futures = batcher.submit(positions, deadline.remaining())
-        if not deadline.expired:
+        # Every recent call took longer than this request has left: the texts still go, for
+        # the cache, but the answer degrades now rather than at the end of the budget.
+        if batcher.latency.value < deadline.remaining():
             try:
                 await asyncio.wait(futures.values(), timeout=deadline.remaining())
             except asyncio.CancelledError:

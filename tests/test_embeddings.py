@@ -156,6 +156,34 @@ def test_slow_triton_degrades_within_budget_and_late_results_fill_the_cache(repo
     assert emb.cache.get("enc:1", "w2") is not None
 
 
+def test_requests_stop_waiting_for_a_triton_slower_than_their_budget_until_it_is_quick(repository):
+    """Waiting for a Triton that took longer than the budget left on each of its recent calls
+    gains nothing: the request degrades at once, its texts still fill the cache, and one quick
+    call is enough for requests to wait again."""
+    triton = FakeTriton(max_batch_size=1)
+    emb = embedder(triton, repository, max_calls=8)
+
+    async def scenario():
+        await warm_then_slow(emb, triton, 0.3)
+        await emb.embed([f"w{i}" for i in range(2, 10)], Deadline(0.01))  # eight slow calls
+        await asyncio.sleep(0.35)
+        start = time.perf_counter()
+        skipped = await emb.embed(["w10"], Deadline(0.2))
+        elapsed = time.perf_counter() - start
+        triton.delay_s = 0.0
+        await asyncio.sleep(0.35)
+        await emb.embed(["w11"], Deadline(0.2))  # not waited for, but its call is quick
+        await asyncio.sleep(0.05)
+        waited = await emb.embed(["w12"], Deadline(0.2))
+        return skipped, elapsed, waited
+
+    skipped, elapsed, waited = run(scenario())
+    assert skipped.failure == ENCODER_TIMEOUT and skipped.missing.all()
+    assert elapsed < 0.1  # not the 0.2 s budget
+    assert emb.cache.get("enc:1", "w10") is not None
+    assert waited.failure is None and not waited.missing.any()
+
+
 def test_the_wait_for_triton_is_split_into_queue_tokenize_and_triton(repository):
     triton = FakeTriton()
     emb = embedder(triton, repository)

@@ -23,3 +23,7 @@ def test_a_degraded_call_is_not_timed_as_warm():
     svc = service(FakeEmbedder(unavailable={"baking tin"}))
     with pytest.raises(RuntimeError, match="degraded"):
         asyncio.run(stages.measure(svc, [request()], 3))
+
+
+def test_the_bare_handler_is_timed_on_the_same_requests():
+    assert asyncio.run(stages.bare_cpu_ms([request(), request(user_id="u2")], 5)) > 0.0
