@@ -11,22 +11,22 @@ queues here, where a text is dropped once every request that wanted it has run o
 instead of piling up unbounded work in Triton.
 
 Each Triton call keeps a `BatchClock` (when it was sent, its texts tokenized, Triton answered),
-so that a request can tell where its wait for embeddings went, and `latency` keeps how long the
-recent calls took, answered or failed, so that a request can tell whether waiting is worth it.
+so that a request can tell where its wait for embeddings went, and `recent` keeps whether the
+recent calls answered in time for any request that wanted them, so that a request can tell
+whether waiting is worth it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
-
-from ranker.budget import FastestRecent
 
 
 @dataclass
@@ -60,6 +60,25 @@ def wait_stages(clocks: Iterable[BatchClock], submitted: float, ended: float) ->
     }
 
 
+class RecentCalls:
+    """Whether each of the last `window` Triton calls answered, or failed, before the last
+    request that wanted its texts ran out of budget.
+
+    When none did, waiting for the next call is futile: a slowed Triton would otherwise hold
+    every request to the end of its budget for embeddings that cannot come, where the answer it
+    degrades to is ready at once. One call in time makes requests wait again."""
+
+    def __init__(self, window: int = 8) -> None:
+        self._in_time: deque[bool] = deque(maxlen=window)
+
+    def observe(self, in_time: bool) -> None:
+        self._in_time.append(in_time)
+
+    @property
+    def futile(self) -> bool:
+        return len(self._in_time) == self._in_time.maxlen and not any(self._in_time)
+
+
 class Embedded(NamedTuple):
     vector: np.ndarray
     clock: BatchClock
@@ -89,7 +108,7 @@ class EmbeddingBatcher:
         self.max_wait_s = max_wait_s
         self.grace_s = grace_s
         self.calls = 0
-        self.latency = FastestRecent()
+        self.recent = RecentCalls()
         self._pending: dict[str, asyncio.Future[Embedded]] = {}
         self._queue: list[str] = []
         self._wanted_until: dict[str, float] = {}
@@ -184,7 +203,7 @@ class EmbeddingBatcher:
         until = max(self._wanted_until.pop(text) for text in chunk)
         timeout_s = max(0.0, until - time.monotonic()) + self.grace_s
         clock = BatchClock(dispatched=time.perf_counter())
-        task = asyncio.get_running_loop().create_task(self._run(chunk, timeout_s, clock))
+        task = asyncio.get_running_loop().create_task(self._run(chunk, until, timeout_s, clock))
         self._tasks.add(task)
         task.add_done_callback(self._call_done)
         self._calls.update(dict.fromkeys(chunk, task))
@@ -195,18 +214,23 @@ class EmbeddingBatcher:
         # What queued behind the busy calls has waited long enough: send it as it is.
         self._pump(partial=True)
 
-    async def _run(self, chunk: list[str], timeout_s: float, clock: BatchClock) -> None:
+    async def _run(
+        self, chunk: list[str], until: float, timeout_s: float, clock: BatchClock
+    ) -> None:
+        """`until`: a time.monotonic() reading, when the last request that wants `chunk` gives
+        up."""
         try:
             vectors = await self.compute(chunk, timeout_s, clock)
         except asyncio.CancelledError:
             self._settle(chunk, lambda _, future: future.cancel())
             raise
         except Exception as error:  # every waiter of this chunk must hear of it
-            self.latency.observe(time.perf_counter() - clock.dispatched)
+            # A failure at once (Triton down) is news in time; a timeout is not.
+            self.recent.observe(in_time=time.monotonic() <= until)
             self._settle(chunk, lambda _, future, error=error: future.set_exception(error))
             return
         clock.answered = time.perf_counter()
-        self.latency.observe(clock.answered - clock.dispatched)
+        self.recent.observe(in_time=time.monotonic() <= until)
         results = dict(zip(chunk, vectors, strict=True))
         for text, vector in results.items():
             self.store(text, vector)

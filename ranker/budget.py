@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 
 
@@ -71,22 +70,3 @@ class LoopLag:
             started = time.monotonic()
             await asyncio.sleep(self.interval_s)
             self.lag.observe(max(0.0, time.monotonic() - started - self.interval_s))
-
-
-class FastestRecent:
-    """The quickest of the last `window` durations of a Triton call; 0 before the first.
-
-    When even that is longer than a request has left, waiting for its embeddings is futile: a
-    slowed Triton would otherwise hold every request to the end of its budget for nothing,
-    where the answer it degrades to is ready at once. The quickest, not a mean, so that one fast
-    call after a slow spell is enough to make requests wait again."""
-
-    def __init__(self, window: int = 8) -> None:
-        self._recent: deque[float] = deque(maxlen=window)
-
-    @property
-    def value(self) -> float:
-        return min(self._recent, default=0.0)
-
-    def observe(self, seconds: float) -> None:
-        self._recent.append(seconds)

@@ -1,10 +1,11 @@
 """Text embeddings for the ranking path: cache first, then shared batches to Triton.
 
-Never waits past the request's budget, nor at all while every recent Triton call took longer
-than the budget left: texts whose embeddings are not ready in time come back marked missing,
-and the caller degrades. The served model is kept while Triton is down (its cached embeddings
-still serve) and re-discovered in the background after a failure and every `poll_s`, so the
-ranker follows a restarted Triton, a rollout to a new version and a rollback by itself.
+Never waits past the request's budget, nor at all while none of the recent Triton calls
+answered in time for the requests that wanted them: texts whose embeddings are not ready in
+time come back marked missing, and the caller degrades. The served model is kept while Triton
+is down (its cached embeddings still serve) and re-discovered in the background after a failure
+and every `poll_s`, so the ranker follows a restarted Triton, a rollout to a new version and a
+rollback by itself.
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ class TritonTextEmbedder:
         batcher = self.batcher
         submitted = time.perf_counter()
         futures = batcher.submit(positions, deadline.remaining())
-        # Every recent call took longer than this request has left: the texts still go, for
-        # the cache, but the answer degrades now rather than at the end of the budget.
-        if batcher.latency.value < deadline.remaining():
+        # No recent call answered in time for anyone: the texts still go, for the cache, but
+        # the answer degrades now rather than at the end of the budget.
+        if not deadline.expired and not batcher.recent.futile:
             try:
                 await asyncio.wait(futures.values(), timeout=deadline.remaining())
             except asyncio.CancelledError:

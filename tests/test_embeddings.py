@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from ranker.batcher import BatchClock, wait_stages
+from ranker.batcher import BatchClock, RecentCalls, wait_stages
 from ranker.budget import Deadline
 from ranker.cache import EmbeddingCache
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, TritonTextEmbedder
@@ -156,10 +156,10 @@ def test_slow_triton_degrades_within_budget_and_late_results_fill_the_cache(repo
     assert emb.cache.get("enc:1", "w2") is not None
 
 
-def test_requests_stop_waiting_for_a_triton_slower_than_their_budget_until_it_is_quick(repository):
-    """Waiting for a Triton that took longer than the budget left on each of its recent calls
-    gains nothing: the request degrades at once, its texts still fill the cache, and one quick
-    call is enough for requests to wait again."""
+def test_requests_stop_waiting_for_a_triton_too_slow_for_any_budget_until_it_is_quick(repository):
+    """Waiting for a Triton whose recent calls all came too late for every request that wanted
+    them gains nothing: the request degrades at once, its texts still fill the cache, and one
+    call in time is enough for requests to wait again."""
     triton = FakeTriton(max_batch_size=1)
     emb = embedder(triton, repository, max_calls=8)
 
@@ -172,7 +172,7 @@ def test_requests_stop_waiting_for_a_triton_slower_than_their_budget_until_it_is
         elapsed = time.perf_counter() - start
         triton.delay_s = 0.0
         await asyncio.sleep(0.35)
-        await emb.embed(["w11"], Deadline(0.2))  # not waited for, but its call is quick
+        await emb.embed(["w11"], Deadline(0.2))  # not waited for, but its call is in time
         await asyncio.sleep(0.05)
         waited = await emb.embed(["w12"], Deadline(0.2))
         return skipped, elapsed, waited
@@ -182,6 +182,17 @@ def test_requests_stop_waiting_for_a_triton_slower_than_their_budget_until_it_is
     assert elapsed < 0.1  # not the 0.2 s budget
     assert emb.cache.get("enc:1", "w10") is not None
     assert waited.failure is None and not waited.missing.any()
+
+
+def test_waiting_is_futile_only_when_none_of_the_last_calls_came_in_time():
+    recent = RecentCalls(window=3)
+    for in_time in (True, False, False):
+        recent.observe(in_time)
+        assert not recent.futile
+    recent.observe(False)
+    assert recent.futile
+    recent.observe(True)
+    assert not recent.futile
 
 
 def test_the_wait_for_triton_is_split_into_queue_tokenize_and_triton(repository):
@@ -234,11 +245,12 @@ def test_triton_down_answers_missing_and_recovers_by_itself(repository):
     async def scenario():
         await emb.embed(["w1"], Deadline(1.0))
         triton.down = True
-        down = await emb.embed(["w1", "w2"], Deadline(1.0))
+        for n in range(10):  # calls that fail at once are not too slow to wait for
+            down = await emb.embed(["w1", f"w{n + 2}"], Deadline(1.0))
         triton.down = False
         await emb.embed(["w3"], Deadline(1.0))  # starts the background re-discovery
         await asyncio.sleep(0.01)
-        return down, await emb.embed(["w2"], Deadline(1.0))
+        return down, await emb.embed(["w11"], Deadline(1.0))
 
     down, back = run(scenario())
     assert down.missing.tolist() == [False, True]

@@ -11,7 +11,7 @@ import pytest
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.registry import build_policy, pinnable_names, spec_from
 from ranker.bandits.similarity_ucb import SimilarityUCB
-from ranker.budget import FastestRecent, HighWaterMark
+from ranker.budget import HighWaterMark
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, Embeddings
 from ranker.interest import RecencyWeightedInterest, default_interest_model
 from ranker.known_items import load_catalogue
@@ -302,16 +302,6 @@ def test_only_the_rankings_own_work_raises_what_is_reserved_for_it(busy, refused
     else:
         assert svc.after_embed.value < 0.020
         assert rank(svc, request(budget_ms=50)).items
-
-
-def test_the_fastest_recent_duration_forgets_all_but_the_last_window():
-    recent = FastestRecent(window=3)
-    assert recent.value == 0.0
-    for seconds in (0.01, 0.3, 0.2, 0.4):
-        recent.observe(seconds)
-    assert recent.value == 0.2
-    recent.observe(0.05)
-    assert recent.value == 0.05
 
 
 def test_a_high_water_mark_rises_at_once_and_halves_every_half_life_down_to_its_floor():
