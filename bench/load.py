@@ -60,6 +60,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -440,10 +441,11 @@ def _p99(values: list[float]) -> float:
     return float(np.percentile(values, 99)) if values else float("nan")
 
 
-class LoadTarget:
+class LoadTarget(ABC):
     """A server under load on loopback ports, and the load generator in a process of its own,
     sending over `connections`. Subclasses start and stop the server."""
 
+    # Where the server's /metrics are read (RankerCounts); none for a server without them.
     metrics_ports: Sequence[int] = ()
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -452,14 +454,16 @@ class LoadTarget:
         self.generator = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
     @property
+    @abstractmethod
     def address(self) -> str:
-        raise NotImplementedError
+        """The generator's gRPC target."""
 
-    def start_servers(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start_servers(self) -> None: ...
 
+    @abstractmethod
     def stop_servers(self) -> None:
-        raise NotImplementedError
+        """Stops what `start_servers` started, also when it failed part way."""
 
     def __enter__(self) -> Self:
         try:
