@@ -2,10 +2,10 @@
 request and scores candidates with numpy from a dict, with no cache bound, batcher, budget,
 interest model or policy.
 
-bench/load.py serves it (`--scenarios bare`) with the same generator, rates, worker count,
-RPC bound, event loop and BLAS threads as the ranker. Its rows and saturation are the least a
-Python gRPC server does for this request shape on this host at the time of the run, so the
-ranker's figures in the same run read as ratios to it.
+bench/load.py's warm scenario runs it right after the ranker at each rate, with the same
+generator, worker count, RPC bound, event loop and BLAS threads. Its rows and saturation are
+the least a Python gRPC server does for this request shape on this host at the time of the run,
+so the ranker's figures read as ratios to it.
 
 Embeddings: a seeded random unit vector per text, made the first time the text is seen and
 then read from a dict (load.py's warm-up shows every text first). Scoring: candidates against

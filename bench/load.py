@@ -1,4 +1,4 @@
-"""Open-loop gRPC load against the real ranker and the real Triton, in five scenarios.
+"""Open-loop gRPC load against the real ranker and the real Triton, in four scenarios.
 
 Requests are built from real product titles (the committed sample of UCI Online Retail II):
 50 history events, 100 candidates, top_k 10, budget 50 ms. Arrivals are Poisson at a fixed
@@ -10,14 +10,14 @@ refusal that reached the client after its deadline counts there as DEADLINE_EXCE
 errors, and the embedding cache hit rate (from /metrics too).
 
 Scenarios: `warm` (every text cached; a rate sweep that finds the highest rate with p99 under
-10 ms, and closed-loop saturation of Rank against a bare echo RPC on the same server), `bare`
-(the same sweep and saturation against bench/bare_ranker.py, the issue's yardstick: a bare
-grpc.aio server that parses the request and scores from a dict; each warm row notes its p99 as
-a ratio to the bare p99 at its rate, `p99_to_bare`, and the last Rank's saturation as a ratio to
-the bare server's, `rank_to_bare`), `cold` (every text new), `slow` (Triton's encoder sleeps
-`--slow-delay-ms` per batch, a config parameter) and `killed` (Triton killed mid-run and
-restarted; recovery is the time from Triton being ready again to the last answer that found it
-unavailable).
+10 ms, and closed-loop saturation of Rank against a bare echo RPC on the same server; each rate
+also runs, right after the ranker's, against bench/bare_ranker.py, the issue's yardstick, a bare
+grpc.aio server that parses the request and scores from a dict: rows `bare`, and each warm row
+notes its p99 as a ratio to the bare p99 at its rate, `p99_to_bare`, and the last Rank's
+saturation as a ratio to the bare server's, `rank_to_bare`), `cold` (every text new), `slow`
+(Triton's encoder sleeps `--slow-delay-ms` per batch, a config parameter) and `killed` (Triton
+killed mid-run and restarted; recovery is the time from Triton being ready again to the last
+answer that found it unavailable).
 
 The generator runs in a process of its own, spawned before any clock starts: the scenario's
 own work (killing and restarting Triton forks and polls) never stalls its event loop. Latency
@@ -39,7 +39,7 @@ the 50 ms budget, so that the last one queued still has time to be answered); pa
 refuses with RESOURCE_EXHAUSTED before the handler runs.
 
     python bench/load.py                      # all scenarios, results in bench/results/load.*
-    python bench/load.py --scenarios warm,bare --rates 300,500,700
+    python bench/load.py --scenarios warm --rates 300,500,700
     python bench/load.py --workers 2            # two ranker processes on the port
 """
 
@@ -62,7 +62,7 @@ import time
 import urllib.request
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -610,42 +610,43 @@ class BareServers(LoadTarget):
 
 
 def sweep(
-    target: LoadTarget, scenario: str, payloads: Sequence[bytes], args: argparse.Namespace
+    targets: Mapping[str, LoadTarget], payloads: Sequence[bytes], args: argparse.Namespace
 ) -> list[Row]:
-    """Warms `target`, runs every rate (printing each row), then saturates Rank; the last row
-    notes the saturation and the highest rate that held p99 under 10 ms."""
-    target.warm_up(payloads)
-    rows = []
+    """Warms each target, then runs every rate on each in turn (printing each row), so that a
+    change in the host's speed during the sweep reaches them alike, then saturates Rank on each.
+    Rows are named after their target; the last of each notes its saturation and the highest
+    rate that held p99 under 10 ms."""
+    for target in targets.values():
+        target.warm_up(payloads)
+    rows: dict[str, list[Row]] = {name: [] for name in targets}
     for rate in args.rates:
-        rows.append(target.run(scenario, payloads, rate, args.duration, seed=int(rate)))
-        print(format_row(rows[-1]), flush=True)
-    rank = target.saturate(RANK_METHOD, payloads, args.concurrency, args.duration)
-    holding = [row.rate for row in rows if row.p99_ms < P99_TARGET_MS and not row.errors]
-    rows[-1].notes.update(
-        {
-            "rank_saturation_rps": rank.answered_rps,
-            "rank_saturation_refused_rps": rank.refused_rps,
-            "highest_rate_p99_under_10ms": max(holding, default=0.0),
-        }
-    )
-    return rows
+        for name, target in targets.items():
+            rows[name].append(target.run(name, payloads, rate, args.duration, seed=int(rate)))
+            print(format_row(rows[name][-1]), flush=True)
+    for name, target in targets.items():
+        rank = target.saturate(RANK_METHOD, payloads, args.concurrency, args.duration)
+        held = [row.rate for row in rows[name] if row.p99_ms < P99_TARGET_MS and not row.errors]
+        rows[name][-1].notes.update(
+            {
+                "rank_saturation_rps": rank.answered_rps,
+                "rank_saturation_refused_rps": rank.refused_rps,
+                "highest_rate_p99_under_10ms": max(held, default=0.0),
+            }
+        )
+    return [row for name in targets for row in rows[name]]
 
 
 def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
+    """The ranker, and the bare server beside it as the yardstick, rate by rate."""
     payloads = build_requests(titles, args.requests, seed=1)
-    with Stack(args.repository, args) as stack:
-        rows = sweep(stack, "warm", payloads, args)
+    with Stack(args.repository, args) as stack, BareServers(args) as bare:
+        rows = sweep({"warm": stack, "bare": bare}, payloads, args)
         echo = stack.saturate(ECHO_METHOD, payloads, args.concurrency, args.duration)
-    notes = rows[-1].notes
+    notes = [row for row in rows if row.scenario == "warm"][-1].notes
     notes["echo_saturation_rps"] = echo.answered_rps
     notes["rank_to_echo"] = notes["rank_saturation_rps"] / echo.answered_rps
+    against_bare(rows)
     return rows
-
-
-def scenario_bare(args: argparse.Namespace, titles: list[tuple[str, str]]) -> list[Row]:
-    payloads = build_requests(titles, args.requests, seed=1)
-    with BareServers(args) as servers:
-        return sweep(servers, "bare", payloads, args)
 
 
 def against_bare(rows: Sequence[Row]) -> None:
@@ -737,14 +738,10 @@ def _sleep_until(moment: float) -> None:
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace, list[tuple[str, str]]], list[Row]]] = {
     "warm": scenario_warm,
-    "bare": scenario_bare,
     "cold": scenario_cold,
     "slow": scenario_slow,
     "killed": scenario_killed,
 }
-
-# Scenarios that print each row as it is measured (a sweep is long).
-SWEEPS = ("warm", "bare")
 
 # Column names and alignments: one word each, so that the CSV has a column per printed value.
 COLUMNS = (
@@ -835,10 +832,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     for name in args.scenarios.split(","):
         scenario_rows = SCENARIOS[name](args, titles)
-        for row in scenario_rows if name not in SWEEPS else []:
+        for row in scenario_rows if name != "warm" else []:  # the sweep prints as it goes
             print(format_row(row), flush=True)
         rows.extend(scenario_rows)
-    against_bare(rows)
     for row in rows:
         for key, value in row.notes.items():
             print(f"{row.scenario} {row.rate:.0f}/s: {key} = {value:.3f}")
