@@ -55,6 +55,8 @@ class EmbeddingCache:
         if old is not None:
             self.bytes -= old.nbytes
         if vector.nbytes <= self.max_bytes:
+            # Contiguous, so that a request's vectors join as bytes (embeddings.stacked).
+            vector = np.ascontiguousarray(vector)
             vector.setflags(write=False)
             entries[text] = vector
             self.bytes += vector.nbytes

@@ -47,6 +47,15 @@ class Embeddings:
     wait_ms: Mapping[str, float] = field(default_factory=dict)
 
 
+def stacked(vectors: Sequence[np.ndarray], dim: int) -> np.ndarray:
+    """Cached vectors (C-contiguous, cache.py) as the rows of one read-only array.
+
+    Joining their bytes takes a third of the time of np.concatenate, which checks each of a
+    request's hundred-odd arrays on its own (np.stack takes 3x longer still)."""
+    dtype = vectors[0].dtype if vectors else np.float32
+    return np.frombuffer(b"".join(vectors), dtype=dtype).reshape(len(vectors), dim)
+
+
 class TextEmbedder(Protocol):
     """What the ranking path needs from an encoder; implement it to plug in another one."""
 
@@ -90,16 +99,14 @@ class TritonTextEmbedder:
         cached_vectors = self.cache.get_many(model.label, texts)
         hit_rows = [i for i, cached in enumerate(cached_vectors) if cached is not None]
         if len(hit_rows) == len(texts):
-            # The warm path: one copy of the cached rows (np.stack would cost 3x).
-            rows = np.concatenate(cached_vectors) if texts else np.zeros(0, dtype=np.float32)
-            vectors = rows.reshape(len(texts), model.dim)
+            vectors = stacked(cached_vectors, model.dim)
             missing = np.zeros(len(texts), dtype=bool)
             return Embeddings(model.label, vectors, missing, encoder=self._encoder)
         vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
         missing = np.ones(len(texts), dtype=bool)
         if hit_rows:
-            hits = np.concatenate([cached_vectors[i] for i in hit_rows])
-            vectors[hit_rows], missing[hit_rows] = hits.reshape(len(hit_rows), model.dim), False
+            hits = stacked([cached_vectors[i] for i in hit_rows], model.dim)
+            vectors[hit_rows], missing[hit_rows] = hits, False
         positions: dict[str, list[int]] = {}
         for i, (text, cached) in enumerate(zip(texts, cached_vectors, strict=True)):
             if cached is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Mapping
+from operator import attrgetter
 
 import grpc
 
@@ -170,7 +171,7 @@ class RankingService:
         # Candidates first, then history newest first: the order in which time is spent. The
         # wait for embeddings ends early enough for the stages after it to fit the budget, and
         # by as much again as the event loop runs late: the timer that ends it fires that late.
-        history = sorted(checked.history, key=lambda event: -event.time_s)
+        history = sorted(checked.history, key=attrgetter("time_s"), reverse=True)
         n = len(checked.candidate_texts)
         embeddings = await self.embedder.embed(
             checked.candidate_texts + [event.text for event in history],

@@ -81,8 +81,8 @@ def check_rank_request(
             raise InvalidRequest(f"history[{i}].type: unknown event type {kind}")
         if not event.HasField("time"):
             raise InvalidRequest(f"history[{i}].time: a timestamp is required")
-        time_s = event.time.seconds + event.time.nanos / 1e9
-        history.append(HistoryEvent(item_id, text, kind, time_s))
+        stamp = event.time  # each read of a message field builds a wrapper: read it once
+        history.append(HistoryEvent(item_id, text, kind, stamp.seconds + stamp.nanos / 1e9))
 
     known.remember(fresh)
     return RankInput(

@@ -136,6 +136,23 @@ def test_cached_texts_do_not_reach_triton(repository):
     assert (emb.cache.hits, emb.cache.misses) == (2, 2)
 
 
+def test_cached_vectors_of_any_layout_come_back_as_their_rows(repository):
+    """Triton may answer with a strided array; the cache keeps each row whole."""
+    triton = FakeTriton()
+    emb = embedder(triton, repository)
+    strided = np.arange(2 * DIM, dtype=np.float32)[::2]
+    emb.cache.put("enc:1", "w5", strided)
+
+    async def scenario():
+        await emb.embed(["w1"], Deadline(1.0))
+        warm = await emb.embed(["w5", "w1"], Deadline(1.0))
+        return warm, await emb.embed(["w5", "w9"], Deadline(1.0))
+
+    warm, partial = run(scenario())
+    assert warm.vectors.tolist() == [strided.tolist(), [3.0] * DIM]
+    assert partial.vectors[0].tolist() == strided.tolist()
+
+
 def test_slow_triton_degrades_within_budget_and_late_results_fill_the_cache(repository):
     triton = FakeTriton()
     emb = embedder(triton, repository)

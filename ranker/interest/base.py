@@ -56,9 +56,10 @@ class InterestModel(Protocol):
         ...
 
 
-def decay(times: np.ndarray, half_life_hours: float) -> np.ndarray:
+def decay(times: np.ndarray, half_life_hours: float | np.ndarray) -> np.ndarray:
     """exp2(-age / half-life); ages count from the newest event, since a Rank request carries
-    no clock of its own and the reference cancels out of every normalised score."""
+    no clock of its own and the reference cancels out of every normalised score. Half-lives in
+    a column give a row per half-life."""
     return np.exp2(-(times.max() - times) / (half_life_hours * HOUR_S))
 
 

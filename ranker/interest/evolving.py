@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import EVENT_WEIGHTS, HistoryEvent, cosine, unit
-from .recency import RecencyWeightedInterest
+from .recency import recency_weights, weighted_interests
 from .repeat import HABITS, RepeatScores, repeat_scores
 from .similarity import HistoryItems, history_items
 
@@ -105,24 +105,28 @@ class EvolvingInterest:
     ) -> None:
         self.params = params or EvolvingInterestParams()
         self.event_weights = event_weights
-        self.short = RecencyWeightedInterest(self.params.short_half_life_hours, event_weights)
-        self.long = RecencyWeightedInterest(self.params.long_half_life_hours, event_weights)
-        self.similar = RecencyWeightedInterest(
-            self.params.similarity_half_life_hours, event_weights
+        # The short- and long-term interests' half-lives, then the similarity's.
+        self.half_lives_hours = (
+            self.params.short_half_life_hours,
+            self.params.long_half_life_hours,
+            self.params.similarity_half_life_hours,
         )
 
     def profile(
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
     ) -> EvolvingProfile:
         """`encoder`: unused, this model learns nothing from embeddings."""
-        short = self.short.interest(events, vectors)
-        long = self.long.interest(events, vectors)
+        short = long = None
+        weights = np.zeros(0)
+        if events:
+            short_long_similar = recency_weights(events, self.half_lives_hours, self.event_weights)
+            short, long = weighted_interests(short_long_similar[:2], vectors)
+            weights = short_long_similar[2]
         drift = 0.0 if short is None or long is None else float(1.0 - short @ long) / 2.0
         vector = None
         if short is not None and long is not None:
             mixed = unit((1.0 - drift) * long.astype(np.float64) + drift * short)
             vector = None if mixed is None else mixed.astype(np.float32)
-        weights = self.similar.weights(events) if events else np.zeros(0)
         return EvolvingProfile(
             vector=vector,
             short_term=short,

@@ -9,6 +9,29 @@ import numpy as np
 from .base import EVENT_WEIGHTS, CosineProfile, HistoryEvent, decay, type_weights, unit
 
 
+def recency_weights(
+    events: Sequence[HistoryEvent],
+    half_lives_hours: Sequence[float],
+    event_weights: Mapping[int, float] = EVENT_WEIGHTS,
+) -> np.ndarray:
+    """A row per half-life: each event's type weight times exp2(-age / half-life), ages from
+    the newest event. One pass over the events serves every half-life: a model
+    that keeps interests at several time scales pays for the events once."""
+    times = np.array([e.time_s for e in events], dtype=np.float64)
+    half_lives = np.asarray(half_lives_hours, dtype=np.float64)[:, None]
+    return type_weights(events, event_weights) * decay(times, half_lives)
+
+
+def weighted_interests(weights: np.ndarray, vectors: np.ndarray) -> list[np.ndarray | None]:
+    """Per row of `weights`, the weighted sum of `vectors` as a float32 unit vector, or None
+    when it has no direction."""
+    interests = []
+    for summed in weights @ vectors.astype(np.float64):
+        direction = unit(summed)
+        interests.append(None if direction is None else direction.astype(np.float32))
+    return interests
+
+
 class RecencyWeightedInterest:
     """Weighs stronger signals (a purchase over a view) and newer events more, so the interest
     follows the user as their behaviour shifts."""
@@ -20,8 +43,7 @@ class RecencyWeightedInterest:
         self.event_weights = event_weights
 
     def weights(self, events: Sequence[HistoryEvent]) -> np.ndarray:
-        times = np.array([e.time_s for e in events], dtype=np.float64)
-        return type_weights(events, self.event_weights) * decay(times, self.half_life_hours)
+        return recency_weights(events, (self.half_life_hours,), self.event_weights)[0]
 
     def profile(
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
@@ -33,5 +55,4 @@ class RecencyWeightedInterest:
         """A unit vector, or None when the history says nothing."""
         if not events:
             return None
-        summed = unit(self.weights(events) @ vectors.astype(np.float64))
-        return None if summed is None else summed.astype(np.float32)
+        return weighted_interests(self.weights(events)[None, :], vectors)[0]
