@@ -105,12 +105,6 @@ class EvolvingInterest:
     ) -> None:
         self.params = params or EvolvingInterestParams()
         self.event_weights = event_weights
-        # The short- and long-term interests' half-lives, then the similarity's.
-        self.half_lives_hours = (
-            self.params.short_half_life_hours,
-            self.params.long_half_life_hours,
-            self.params.similarity_half_life_hours,
-        )
 
     def profile(
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
@@ -119,7 +113,12 @@ class EvolvingInterest:
         short = long = None
         weights = np.zeros(0)
         if events:
-            short_long_similar = recency_weights(events, self.half_lives_hours, self.event_weights)
+            half_lives = (
+                self.params.short_half_life_hours,
+                self.params.long_half_life_hours,
+                self.params.similarity_half_life_hours,
+            )
+            short_long_similar = recency_weights(events, half_lives, self.event_weights)
             short, long = weighted_interests(short_long_similar[:2], vectors)
             weights = short_long_similar[2]
         drift = 0.0 if short is None or long is None else float(1.0 - short @ long) / 2.0
