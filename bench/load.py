@@ -501,8 +501,9 @@ class LoadTarget(ABC):
         return self.generator.submit(saturation, run).result()
 
     def warm_up(self, payloads: Sequence[bytes]) -> None:
-        """Each request once over each connection, slowly enough for Triton to embed every text
-        into the cache of every worker."""
+        """Each request once over each connection, with a budget long enough for Triton to embed
+        every text into the cache of every ranker worker (the bare server keeps each text's
+        vector from its first sight)."""
 
         async def each() -> None:
             async with connections(self.address, RANK_METHOD, self.connections) as stubs:
