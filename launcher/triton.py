@@ -79,6 +79,19 @@ def die_with_parent() -> None:
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def lower_session_priority(pid: int, niceness: int) -> None:
+    """Gives `pid`'s session (its autogroup) the CPU weight of nice `niceness` against other
+    sessions, as `nice -n` does for a process within its session.
+
+    Where the kernel groups processes by session (autogroup scheduling, the default on many
+    Linux hosts), it shares the CPU between sessions first and weighs `nice` only within each:
+    a server started in a session of its own then gets an equal share against the ranker's
+    session however nice it is. No-op on kernels without autogroups, and, as for `nice`, where
+    a raise (a negative niceness) is not permitted."""
+    with contextlib.suppress(FileNotFoundError, PermissionError):
+        Path(f"/proc/{pid}/autogroup").write_text(f"{niceness}\n")
+
+
 def _reap(process: subprocess.Popen[bytes], shm_prefix: str, scratch: Path | None) -> None:
     # Kill the group only while its leader is unreaped, so the group id cannot have been reused.
     if process.poll() is None:
@@ -116,9 +129,10 @@ class TritonServer:
         binary: Path | None = None,
         niceness: int = 0,
     ) -> None:
-        """`niceness`: how far below the caller's CPU priority the server runs (`nice -n`). On a
-        host it shares with a latency-bound process (the ranker), Triton's CPU bursts (startup,
-        a cold cache) then delay embeddings rather than the other process's answers."""
+        """`niceness`: how far below the caller's CPU priority the server runs (`nice -n`, and
+        its session's autogroup: `lower_session_priority`). On a host it shares with a
+        latency-bound process (the ranker), Triton's CPU bursts (startup, a cold cache) then
+        delay embeddings rather than the other process's answers."""
         if model_control not in MODEL_CONTROL_MODES:
             raise ValueError(f"model_control must be one of {MODEL_CONTROL_MODES}")
         self.model_repository = Path(model_repository)
@@ -299,6 +313,8 @@ class TritonServer:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
+        if self.niceness:
+            lower_session_priority(self._process.pid, self.niceness)
         self._finalizer = weakref.finalize(self, _reap, self._process, shm_prefix, scratch)
         while not self._is_serving(ports):
             failure = None

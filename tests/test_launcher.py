@@ -163,6 +163,11 @@ def test_niceness_runs_the_server_and_its_model_stubs_below_our_priority(
         pids = [server.pid, *child_pids(server.pid)]
         assert len(pids) > 1  # the model's stub inherits it too
         assert {niceness(pid) for pid in pids} == {min(own + 10, 19)}
+        # Its session too: with autogroup scheduling, `nice` alone weighs nothing against the
+        # processes of another session (the ranker's).
+        if Path("/proc/self/autogroup").exists():
+            groups = {Path(f"/proc/{pid}/autogroup").read_text().strip() for pid in pids}
+            assert len(groups) == 1 and groups.pop().endswith(" nice 10")
 
 
 def test_killed_server_restarts_on_the_same_ports(add_one_repository: Path) -> None:
