@@ -46,8 +46,8 @@ class Settings:
     # dropped when every request that wanted them is out of budget.
     triton_max_calls: int = 4
     max_in_flight: int = 256
-    # RPCs a ranker process holds at once, queued ones included; past it gRPC itself answers
-    # RESOURCE_EXHAUSTED before any Python runs. 0 for no bound.
+    # RPCs a ranker process holds at once, queued ones included; past it gRPC's asyncio server
+    # answers RESOURCE_EXHAUSTED before the handler runs. 0 for no bound.
     max_concurrent_rpcs: int = 0
     cache_bytes: int = 256 * 1024 * 1024
     known_items: int = 200_000
