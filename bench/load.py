@@ -592,7 +592,11 @@ class BareServers(LoadTarget):
         for port in self.ports:
             command = [sys.executable, str(BARE_RANKER), "--port", str(port)]
             command += ["--max-concurrent-rpcs", str(self.max_concurrent_rpcs)]
-            self.processes.append(subprocess.Popen(command, preexec_fn=die_with_parent))
+            # A session of its own, as the ranker's: where the kernel shares the CPU between
+            # sessions first (autogroup), both then meet the generator's session alike.
+            self.processes.append(
+                subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent)
+            )
         for port, process in zip(self.ports, self.processes, strict=True):
             with grpc.insecure_channel(f"{LOOPBACK}:{port}") as channel:
                 try:
