@@ -103,6 +103,8 @@ class RankingService:
         started = time.perf_counter()
         arrived = time.monotonic()
         code = grpc.StatusCode.OK
+        if time_left_s is not None:
+            self.metrics.deadline_left.observe(time_left_s)
         try:
             self._admit(request, time_left_s)
             self.in_flight += 1

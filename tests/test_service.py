@@ -203,6 +203,20 @@ def test_metrics_count_outcomes_and_degradations():
     assert metric(svc, "ranker_rank_latency_seconds_count") == 2
 
 
+def test_the_deadline_left_at_the_handler_is_recorded_for_calls_with_one():
+    """What tells the wait in gRPC core, before the process took the call up, which no other
+    metric sees: refused calls waited too."""
+    svc = service(max_in_flight=1)
+    asyncio.run(svc.rank(request(), 0.037))
+    asyncio.run(svc.rank(request(), None))
+    svc.in_flight = 1
+    with pytest.raises(RequestFailed):
+        asyncio.run(svc.rank(request(), 0.012))
+    assert metric(svc, "ranker_rank_deadline_left_seconds_count") == 2
+    assert metric(svc, "ranker_rank_deadline_left_seconds_sum") == pytest.approx(0.049)
+    assert metric(svc, "ranker_rank_deadline_left_seconds_bucket", {"le": "0.02"}) == 1
+
+
 class DeadlineRecorder(FakeEmbedder):
     async def embed(self, texts, deadline):
         self.remaining = deadline.remaining()
