@@ -38,10 +38,11 @@ class SharedKnownItems:
 
     def remember(self, texts: dict[str, str]) -> None:
         local = self.local
+        if local.knows(texts):
+            local.remember(texts)
+            return
         new = [(item_id, text) for item_id, text in texts.items() if local.text(item_id) != text]
         local.remember(texts)
-        if not new:
-            return
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
