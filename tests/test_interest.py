@@ -10,6 +10,7 @@ from ranker.interest import (
     RecencyWeightedInterest,
     default_interest_model,
 )
+from ranker.interest.base import item_rows
 from ranker.interest.similarity import history_items
 from ranker.interest.streams import TwoStreamInterest, fitted_weights
 from ranker.settings import Settings
@@ -170,7 +171,9 @@ def test_settings_reach_the_served_model():
 
 def test_similarity_keeps_the_heaviest_history_items():
     ids = ["old", "new", "new", "mid"]
-    items = history_items(ids, np.stack([A, B, B, -A]), np.array([0.1, 1.0, 1.0, 0.5]), limit=2)
+    items = history_items(
+        item_rows(ids), np.stack([A, B, B, -A]), np.array([0.1, 1.0, 1.0, 0.5]), limit=2
+    )
     assert set(items.index) == {"new", "mid"}
     np.testing.assert_allclose(items.weights[items.index["new"]], 2.0)
     np.testing.assert_array_equal(items.vectors[items.index["mid"]], -A)

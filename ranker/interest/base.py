@@ -7,7 +7,8 @@ Implement `InterestModel` to plug in another model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -56,6 +57,30 @@ class InterestModel(Protocol):
         ...
 
 
+class ItemRows(NamedTuple):
+    """A history's distinct items in order of first appearance, found in one pass over its
+    events: the repeat scores and the similarity to history items both work per item."""
+
+    # Item id -> its row.
+    index: dict[str, int]
+    # Each event's item row.
+    rows: np.ndarray
+    # Each item's first event.
+    first: np.ndarray
+
+
+def item_rows(item_ids: Iterable[str]) -> ItemRows:
+    index: dict[str, int] = {}
+    rows = []
+    first = []
+    for position, item_id in enumerate(item_ids):
+        row = index.setdefault(item_id, len(index))
+        if row == len(first):
+            first.append(position)
+        rows.append(row)
+    return ItemRows(index, np.array(rows, dtype=np.int64), np.array(first, dtype=np.int64))
+
+
 def decay(times: np.ndarray, half_life_hours: float | np.ndarray) -> np.ndarray:
     """exp2(-age / half-life); ages count from the newest event, since a Rank request carries
     no clock of its own and the reference cancels out of every normalised score. Half-lives in
@@ -69,7 +94,7 @@ def type_weights(events: Sequence[HistoryEvent], event_weights: Mapping[int, flo
 
 def unit(vector: np.ndarray) -> np.ndarray | None:
     """`vector` scaled to length 1, or None when it has no direction."""
-    norm = np.linalg.norm(vector)
+    norm = math.sqrt(vector @ vector)  # np.linalg.norm's own sum, without its checks
     return None if norm == 0.0 else vector / norm
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import HistoryEvent, decay, type_weights
+from .base import HistoryEvent, ItemRows, decay, type_weights
 
 
 @dataclass(frozen=True)
@@ -72,27 +72,31 @@ NO_HABITS = {"repeat_share": 0.5, "baskets": 0.0, "basket_size": 0.0, "variety":
 
 def repeat_scores(
     events: Sequence[HistoryEvent],
+    items: ItemRows,
     event_weights: Mapping[int, float],
     half_life_hours: float,
     recent_baskets: float,
 ) -> RepeatScores:
+    """`items`: the events' `item_rows`."""
     if not events:
         empty = np.zeros(0)
         return RepeatScores({}, empty, empty, empty, NO_HABITS)
     strength = type_weights(events, event_weights) / max(event_weights.values())
-    basket_times, basket = np.unique([e.time_s for e in events], return_inverse=True)
-    index: dict[str, int] = {}
-    item = np.array([index.setdefault(e.item_id, len(index)) for e in events], dtype=np.int64)
-    presence = np.zeros((len(index), len(basket_times)))
-    np.maximum.at(presence, (item, basket), strength)
+    times = np.array([e.time_s for e in events])
+    basket_times = np.unique(times)
+    basket = basket_times.searchsorted(times)  # half the time of unique's return_inverse
+    presence = np.zeros((len(items.index), len(basket_times)))
+    np.maximum.at(presence, (items.rows, basket), strength)
     weights = decay(basket_times, half_life_hours)
-    # Baskets are oldest first: the latest holding an item is the last nonzero column.
-    latest = len(basket_times) - 1 - np.argmax(presence[:, ::-1] > 0, axis=1)
+    # Baskets are oldest first: an item's latest is the highest of its events' baskets.
+    latest = np.zeros(len(items.index), dtype=np.int64)
+    np.maximum.at(latest, items.rows, basket)
     baskets_since = len(basket_times) - 1 - latest
     return RepeatScores(
-        index,
+        items.index,
         known=presence.max(axis=1),
         frequency=presence @ weights / weights.sum(),
-        recent=presence[np.arange(len(index)), latest] * np.exp2(-baskets_since / recent_baskets),
+        recent=presence[np.arange(len(items.index)), latest]
+        * np.exp2(-baskets_since / recent_baskets),
         habits=habits(presence),
     )

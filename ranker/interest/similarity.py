@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import ItemRows
+
 
 @dataclass(frozen=True)
 class HistoryItems:
@@ -32,7 +34,8 @@ class HistoryItems:
         scores = np.zeros(len(item_ids), dtype=np.float64)
         if not len(self.weights) or vectors.ndim != 2 or vectors.shape[1] != self.vectors.shape[1]:
             return scores
-        logits = (vectors @ self.vectors.T.astype(vectors.dtype, copy=False)).astype(np.float32)
+        logits = vectors @ self.vectors.T.astype(vectors.dtype, copy=False)
+        logits = logits.astype(np.float32, copy=False)
         logits /= temperature
         own = [(row, self.index[i]) for row, i in enumerate(item_ids) if i in self.index]
         total = np.full(len(item_ids), self.weights.sum())
@@ -41,25 +44,24 @@ class HistoryItems:
             logits[rows, columns] = -np.inf
             total[rows] -= self.weights[columns]
         kept = total > 1e-12 * self.weights.sum()
-        top = logits[kept].max(axis=1, keepdims=True)
-        mean = np.exp(logits[kept] - top) @ self.weights / total[kept]
+        logits = logits[kept]
+        top = logits.max(axis=1, keepdims=True)
+        mean = np.exp(logits - top) @ self.weights / total[kept]
         scores[kept] = temperature * (np.log(mean) + top[:, 0])
         return scores
 
 
 def history_items(
-    ids: Sequence[str], vectors: np.ndarray, weights: np.ndarray, limit: int
+    items: ItemRows, vectors: np.ndarray, weights: np.ndarray, limit: int
 ) -> HistoryItems:
-    """Merges the events of each item (the first row's vector, the sum of the weights) and keeps
-    the `limit` heaviest items: the candidates x items product is most of a profile's cost."""
-    index: dict[str, int] = {}
-    rows = np.array([index.setdefault(i, len(index)) for i in ids], dtype=np.int64)
-    _, first = np.unique(rows, return_index=True)
-    summed = np.bincount(rows, weights=weights, minlength=len(index)) if len(rows) else weights
+    """Merges the events of each item (`items`, the events' `item_rows`: the first event's
+    vector, the sum of the weights) and keeps the `limit` heaviest items: the candidates x
+    items product is most of a profile's cost."""
+    summed = np.bincount(items.rows, weights=weights, minlength=len(items.index))
     kept = np.sort(np.argsort(-summed, kind="stable")[:limit])
-    names = list(index)
+    names = list(items.index)
     return HistoryItems(
         {names[item]: position for position, item in enumerate(kept)},
-        vectors[first[kept]],
+        vectors[items.first[kept]],
         summed[kept],
     )

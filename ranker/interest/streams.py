@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,8 @@ from .repeat import HABITS
 REPEAT_PARTS = ("frequency", "recent", "similarity", *HABITS)
 DISCOVERY_PARTS = ("similarity", "interest", *HABITS)
 WEIGHTS_PATH = Path(__file__).with_name("stream_weights.json")
-WEIGHT_LISTS = ("repeat", "discovery", "repeat_content", "discovery_content")
+CONTENT_LISTS = ("repeat_content", "discovery_content")
+WEIGHT_LISTS = ("repeat", "discovery", *CONTENT_LISTS)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class StreamWeights:
     # The fingerprint of the encoder the content weights were fitted with; "" for any encoder
     # whose embeddings have their size.
     encoder: str = ""
+
+    @cached_property
+    def content_arrays(self) -> dict[str, np.ndarray]:
+        """The content weights as arrays, made once: converting 384 floats on every request
+        took as long as scoring with them."""
+        return {name: np.asarray(getattr(self, name)) for name in CONTENT_LISTS}
 
     def for_encoder(self, encoder: str) -> StreamWeights:
         """These weights, without the content prior unless `encoder` made the embeddings it
@@ -97,8 +104,8 @@ def content_parts(vectors: np.ndarray, weights: StreamWeights) -> dict[str, np.n
     """Each stream's learned prior per row of `vectors`; 0 for embeddings of another size (the
     weights belong to one encoder) and for rows without content."""
     parts = {}
-    for name in ("repeat_content", "discovery_content"):
-        content = np.asarray(getattr(weights, name), dtype=vectors.dtype)
+    for name, weighted in weights.content_arrays.items():
+        content = weighted.astype(vectors.dtype, copy=False)
         fits = vectors.ndim == 2 and vectors.shape[1] == len(content)
         parts[name] = (vectors @ content).astype(np.float64) if fits else np.zeros(len(vectors))
     return parts
