@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import accumulate
 from typing import Protocol
 
 import numpy as np
@@ -161,9 +163,9 @@ class Exp3Ensemble:
             return pinned
         with self._lock:
             probabilities = self._probabilities(segment_of(context.interest))
-            chosen = int(
-                np.searchsorted(np.cumsum(probabilities), self._rng.random() * probabilities.sum())
-            )
+            # In Python, not numpy: for a handful of members the calls cost more than the sums.
+            ends = list(accumulate(probabilities.tolist()))
+            chosen = bisect_left(ends, self._rng.random() * ends[-1])
             chosen = min(chosen, len(self._names) - 1)
         slate = self._members.rank(self._names[chosen], context, top_k)
         return replace(slate, propensities=slate.propensities * probabilities[chosen])

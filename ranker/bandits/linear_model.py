@@ -121,7 +121,7 @@ class ProjectedRidge:
         A^-1 is updated by Woodbury; a later reward for the row adds reward * x to b. Zero rows
         (items without content) teach nothing and are skipped.
         """
-        content = np.any(features != 0.0, axis=1)
+        content = (features != 0.0).any(axis=1)
         shown = features[content].astype(np.float64)
         if not len(shown):
             return
@@ -153,7 +153,7 @@ class RidgePerDimension:
         all, or one whose size differs from the items' (then no feature can be formed)."""
         if interest is None or vectors.ndim != 2 or len(interest) != vectors.shape[1]:
             return None
-        if not np.any(interest):
+        if not interest.any():
             return None
         return self.model(vectors.shape[1])
 
