@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Mapping
+from itertools import compress
 from operator import attrgetter
 
 import grpc
@@ -184,7 +185,7 @@ class RankingService:
 
         history_found = ~embeddings.missing[n:]
         profile = self.interest_model.profile(
-            [event for event, found in zip(history, history_found, strict=True) if found],
+            list(compress(history, history_found)),
             embeddings.vectors[n:][history_found],
             encoder=embeddings.encoder,
         )

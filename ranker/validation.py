@@ -52,9 +52,12 @@ def check_rank_request(
             f"budget_ms: {request.budget_ms} is over the limit of {settings.max_budget_ms}"
         )
 
-    # One pass of protobuf reads, then checks over plain lists: field access is what costs.
+    # One pass of protobuf reads, then checks over plain lists: field access is what costs, and
+    # each read of a message field builds a wrapper, so each is read once.
     candidates = [(item.item_id, item.text) for item in request.candidates]
-    events = [(event.item.item_id, event.item.text, event.type, event) for event in request.history]
+    events = [
+        ((item := event.item).item_id, item.text, event.type, event) for event in request.history
+    ]
     history_items = [(item_id, text) for item_id, text, _, _ in events]
     _check_items("candidates[{}]", candidates, settings)
     _check_items("history[{}].item", history_items, settings)
@@ -79,10 +82,12 @@ def check_rank_request(
     for i, ((item_id, _, kind, event), text) in enumerate(zip(events, history_texts, strict=True)):
         if kind not in EVENT_WEIGHTS:
             raise InvalidRequest(f"history[{i}].type: unknown event type {kind}")
-        if not event.HasField("time"):
+        stamp = event.time
+        seconds, nanos = stamp.seconds, stamp.nanos
+        # An unset time reads as the epoch; only then is asking whether it was set worth a call.
+        if not (seconds or nanos) and not event.HasField("time"):
             raise InvalidRequest(f"history[{i}].time: a timestamp is required")
-        stamp = event.time  # each read of a message field builds a wrapper: read it once
-        history.append(HistoryEvent(item_id, text, kind, stamp.seconds + stamp.nanos / 1e9))
+        history.append(HistoryEvent(item_id, text, kind, seconds + nanos / 1e9))
 
     known.remember(fresh)
     return RankInput(
