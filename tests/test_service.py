@@ -110,6 +110,11 @@ def test_bad_requests_name_the_field(fields, message):
     assert message in error.message
 
 
+def test_an_event_at_the_epoch_has_a_time():
+    """A set time of 0 reads as an unset one; only the unset one is refused."""
+    assert rank(service(), request(history=[event("h1", "candle holder", seconds=0)])).items
+
+
 def test_unknown_event_type_is_refused():
     bad = event("h", "t")
     bad.type = 42
