@@ -39,7 +39,7 @@ class SharedKnownItems:
     def remember(self, texts: dict[str, str]) -> None:
         local = self.local
         if local.knows(texts):
-            local.remember(texts)
+            local.refresh(texts)
             return
         new = [(item_id, text) for item_id, text in texts.items() if local.text(item_id) != text]
         local.remember(texts)

@@ -25,6 +25,14 @@ def test_the_local_store_forgets_the_least_recently_given():
     assert [known.text(i) for i in "abc"] == ["A", None, "C"]
 
 
+def test_texts_given_again_unchanged_count_as_recently_given():
+    known = KnownItems(capacity=2)
+    known.remember({"a": "A", "b": "B"})
+    known.remember({"a": "A"})  # nothing new: only the recency changes
+    known.remember({"c": "C"})
+    assert [known.text(i) for i in "abc"] == ["A", None, "C"]
+
+
 def test_a_text_one_worker_learned_resolves_on_another(pair):
     first, second = pair
     first.remember({"a": "apple pie tin"})
