@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from ranker.interest import (
+    EVENT_WEIGHTS,
     EvolvingInterest,
     EvolvingInterestParams,
     HistoryEvent,
     RecencyWeightedInterest,
     default_interest_model,
 )
-from ranker.interest.base import item_rows
+from ranker.interest.base import history_columns
 from ranker.interest.similarity import history_items
 from ranker.interest.streams import TwoStreamInterest, fitted_weights
 from ranker.settings import Settings
@@ -171,8 +172,12 @@ def test_settings_reach_the_served_model():
 
 def test_similarity_keeps_the_heaviest_history_items():
     ids = ["old", "new", "new", "mid"]
+    events = [HistoryEvent(i, i, ranker_pb2.EVENT_TYPE_VIEW, 0.0) for i in ids]
     items = history_items(
-        item_rows(ids), np.stack([A, B, B, -A]), np.array([0.1, 1.0, 1.0, 0.5]), limit=2
+        history_columns(events, EVENT_WEIGHTS),
+        np.stack([A, B, B, -A]),
+        np.array([0.1, 1.0, 1.0, 0.5]),
+        limit=2,
     )
     assert set(items.index) == {"new", "mid"}
     np.testing.assert_allclose(items.weights[items.index["new"]], 2.0)

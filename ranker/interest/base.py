@@ -8,7 +8,7 @@ Implement `InterestModel` to plug in another model.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -57,28 +57,39 @@ class InterestModel(Protocol):
         ...
 
 
-class ItemRows(NamedTuple):
-    """A history's distinct items in order of first appearance, found in one pass over its
-    events: the repeat scores and the similarity to history items both work per item."""
+class HistoryColumns(NamedTuple):
+    """A history's events as arrays, read from the events once: the recency weights, the repeat
+    scores and the similarity to history items all work on them."""
 
-    # Item id -> its row.
+    # Item id -> its row, items in order of first appearance.
     index: dict[str, int]
     # Each event's item row.
     rows: np.ndarray
     # Each item's first event.
     first: np.ndarray
+    # Each event's time in seconds, and its type's weight.
+    times: np.ndarray
+    weights: np.ndarray
 
 
-def item_rows(item_ids: Iterable[str]) -> ItemRows:
+def history_columns(
+    events: Sequence[HistoryEvent], event_weights: Mapping[int, float]
+) -> HistoryColumns:
     index: dict[str, int] = {}
     rows = []
     first = []
-    for position, item_id in enumerate(item_ids):
-        row = index.setdefault(item_id, len(index))
+    for position, event in enumerate(events):
+        row = index.setdefault(event.item_id, len(index))
         if row == len(first):
             first.append(position)
         rows.append(row)
-    return ItemRows(index, np.array(rows, dtype=np.int64), np.array(first, dtype=np.int64))
+    return HistoryColumns(
+        index,
+        np.array(rows, dtype=np.int64),
+        np.array(first, dtype=np.int64),
+        np.array([e.time_s for e in events], dtype=np.float64),
+        np.array([event_weights[e.type] for e in events], dtype=np.float64),
+    )
 
 
 def decay(times: np.ndarray, half_life_hours: float | np.ndarray) -> np.ndarray:
@@ -86,10 +97,6 @@ def decay(times: np.ndarray, half_life_hours: float | np.ndarray) -> np.ndarray:
     no clock of its own and the reference cancels out of every normalised score. Half-lives in
     a column give a row per half-life."""
     return np.exp2(-(times.max() - times) / (half_life_hours * HOUR_S))
-
-
-def type_weights(events: Sequence[HistoryEvent], event_weights: Mapping[int, float]) -> np.ndarray:
-    return np.array([event_weights[e.type] for e in events], dtype=np.float64)
 
 
 def unit(vector: np.ndarray) -> np.ndarray | None:

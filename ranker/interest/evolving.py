@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import EVENT_WEIGHTS, HistoryEvent, cosine, item_rows, unit
+from .base import EVENT_WEIGHTS, HistoryEvent, cosine, history_columns, unit
 from .recency import recency_weights, weighted_interests
 from .repeat import HABITS, RepeatScores, repeat_scores
 from .similarity import HistoryItems, history_items
@@ -110,6 +110,7 @@ class EvolvingInterest:
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
     ) -> EvolvingProfile:
         """`encoder`: unused, this model learns nothing from embeddings."""
+        history = history_columns(events, self.event_weights)
         short = long = None
         weights = np.zeros(0)
         if events:
@@ -118,10 +119,9 @@ class EvolvingInterest:
                 self.params.long_half_life_hours,
                 self.params.similarity_half_life_hours,
             )
-            short_long_similar = recency_weights(events, half_lives, self.event_weights)
+            short_long_similar = recency_weights(history, half_lives)
             short, long = weighted_interests(short_long_similar[:2], vectors)
             weights = short_long_similar[2]
-        items = item_rows(e.item_id for e in events)
         drift = 0.0 if short is None or long is None else float(1.0 - short @ long) / 2.0
         vector = None
         if short is not None and long is not None:
@@ -133,12 +133,11 @@ class EvolvingInterest:
             long_term=long,
             drift=drift,
             repeats=repeat_scores(
-                events,
-                items,
+                history,
                 self.event_weights,
                 self.params.repeat_half_life_hours,
                 self.params.recent_baskets,
             ),
-            items=history_items(items, vectors, weights, self.params.similarity_items),
+            items=history_items(history, vectors, weights, self.params.similarity_items),
             params=self.params,
         )

@@ -6,20 +6,23 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .base import EVENT_WEIGHTS, CosineProfile, HistoryEvent, decay, type_weights, unit
+from .base import (
+    EVENT_WEIGHTS,
+    CosineProfile,
+    HistoryColumns,
+    HistoryEvent,
+    decay,
+    history_columns,
+    unit,
+)
 
 
-def recency_weights(
-    events: Sequence[HistoryEvent],
-    half_lives_hours: Sequence[float],
-    event_weights: Mapping[int, float] = EVENT_WEIGHTS,
-) -> np.ndarray:
+def recency_weights(history: HistoryColumns, half_lives_hours: Sequence[float]) -> np.ndarray:
     """A row per half-life: each event's type weight times exp2(-age / half-life), ages from
     the newest event. One pass over the events serves every half-life: a model
     that keeps interests at several time scales pays for the events once."""
-    times = np.array([e.time_s for e in events], dtype=np.float64)
     half_lives = np.asarray(half_lives_hours, dtype=np.float64)[:, None]
-    return type_weights(events, event_weights) * decay(times, half_lives)
+    return history.weights * decay(history.times, half_lives)
 
 
 def weighted_interests(weights: np.ndarray, vectors: np.ndarray) -> list[np.ndarray | None]:
@@ -43,7 +46,8 @@ class RecencyWeightedInterest:
         self.event_weights = event_weights
 
     def weights(self, events: Sequence[HistoryEvent]) -> np.ndarray:
-        return recency_weights(events, (self.half_life_hours,), self.event_weights)[0]
+        history = history_columns(events, self.event_weights)
+        return recency_weights(history, (self.half_life_hours,))[0]
 
     def profile(
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import HistoryEvent, ItemRows, decay, type_weights
+from .base import HistoryColumns, decay
 
 
 @dataclass(frozen=True)
@@ -71,32 +71,30 @@ NO_HABITS = {"repeat_share": 0.5, "baskets": 0.0, "basket_size": 0.0, "variety":
 
 
 def repeat_scores(
-    events: Sequence[HistoryEvent],
-    items: ItemRows,
+    history: HistoryColumns,
     event_weights: Mapping[int, float],
     half_life_hours: float,
     recent_baskets: float,
 ) -> RepeatScores:
-    """`items`: the events' `item_rows`."""
-    if not events:
+    """`history`: the events' `history_columns`, typed by `event_weights`."""
+    if not len(history.times):
         empty = np.zeros(0)
         return RepeatScores({}, empty, empty, empty, NO_HABITS)
-    strength = type_weights(events, event_weights) / max(event_weights.values())
-    times = np.array([e.time_s for e in events])
-    basket_times = np.unique(times)
-    basket = basket_times.searchsorted(times)  # half the time of unique's return_inverse
-    presence = np.zeros((len(items.index), len(basket_times)))
-    np.maximum.at(presence, (items.rows, basket), strength)
+    strength = history.weights / max(event_weights.values())
+    basket_times = np.unique(history.times)
+    basket = basket_times.searchsorted(history.times)  # half the time of return_inverse
+    presence = np.zeros((len(history.index), len(basket_times)))
+    np.maximum.at(presence, (history.rows, basket), strength)
     weights = decay(basket_times, half_life_hours)
     # Baskets are oldest first: an item's latest is the highest of its events' baskets.
-    latest = np.zeros(len(items.index), dtype=np.int64)
-    np.maximum.at(latest, items.rows, basket)
+    latest = np.zeros(len(history.index), dtype=np.int64)
+    np.maximum.at(latest, history.rows, basket)
     baskets_since = len(basket_times) - 1 - latest
     return RepeatScores(
-        items.index,
+        history.index,
         known=presence.max(axis=1),
         frequency=presence @ weights / weights.sum(),
-        recent=presence[np.arange(len(items.index)), latest]
+        recent=presence[np.arange(len(history.index)), latest]
         * np.exp2(-baskets_since / recent_baskets),
         habits=habits(presence),
     )

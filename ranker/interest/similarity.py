@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import ItemRows
+from .base import HistoryColumns
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,16 @@ class HistoryItems:
 
 
 def history_items(
-    items: ItemRows, vectors: np.ndarray, weights: np.ndarray, limit: int
+    history: HistoryColumns, vectors: np.ndarray, weights: np.ndarray, limit: int
 ) -> HistoryItems:
-    """Merges the events of each item (`items`, the events' `item_rows`: the first event's
-    vector, the sum of the weights) and keeps the `limit` heaviest items: the candidates x
-    items product is most of a profile's cost."""
-    summed = np.bincount(items.rows, weights=weights, minlength=len(items.index))
+    """Merges the events of each item (`history`, the events' `history_columns`: the first
+    event's vector, the sum of the weights) and keeps the `limit` heaviest items: the
+    candidates x items product is most of a profile's cost."""
+    summed = np.bincount(history.rows, weights=weights, minlength=len(history.index))
     kept = np.sort(np.argsort(-summed, kind="stable")[:limit])
-    names = list(items.index)
+    names = list(history.index)
     return HistoryItems(
         {names[item]: position for position, item in enumerate(kept)},
-        vectors[items.first[kept]],
+        vectors[history.first[kept]],
         summed[kept],
     )
