@@ -15,6 +15,7 @@ from ranker.interest.streams import (
     TwoStreamInterest,
     content_parts,
     fitted_weights,
+    stream_probability,
 )
 from ranker.settings import Settings
 from ranker.v1 import ranker_pb2
@@ -152,6 +153,21 @@ def test_relevance_is_a_probability_and_independent_of_candidate_order() -> None
     shuffled = profile.relevance([ids[i] for i in order], candidates[order])
     np.testing.assert_allclose(shuffled, forward[order])
     assert ((forward > 0.0) & (forward < 1.0)).all()
+
+
+def test_serving_scores_exactly_what_the_weights_were_fitted_on() -> None:
+    # Fitting reads `parts`, a row per candidate with the habits repeated; serving reads each
+    # habit once. The two must give the same bits, or the fitted weights serve another model.
+    staples = [(f"staple{n}", unit_vector(n)) for n in range(3)]
+    events, vectors = baskets(*[staples] * 3, [("new", unit_vector(7)), staples[0]])
+    profile = TwoStreamInterest().profile(events, vectors)
+    ids = ["staple0", "new", "never", "staple2"]
+    candidates = np.stack([staples[0][1], unit_vector(7), unit_vector(8), staples[2][1]])
+    fitted_on = profile.evolving.parts(ids, candidates) | content_parts(candidates, profile.weights)
+    assert all(np.shape(fitted_on[name]) == (len(ids),) for name in HABITS)
+    np.testing.assert_array_equal(
+        profile.relevance(ids, candidates), stream_probability(fitted_on, profile.weights)
+    )
 
 
 def test_the_stored_weights_fit_the_default_encoder_and_these_parts() -> None:

@@ -71,20 +71,25 @@ class EvolvingProfile:
     items: HistoryItems
     params: EvolvingInterestParams
 
-    def parts(self, item_ids: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
-        """The unweighted scores `relevance` sums, each float64 per candidate (for tuning), and
-        the user's habits repeated per candidate (for the two-stream model)."""
+    def scores(self, item_ids: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """The unweighted scores `relevance` sums, each float64 per candidate."""
         return {
             **self.repeats.of(item_ids),
-            **{name: np.full(len(item_ids), self.repeats.habits[name]) for name in HABITS},
             "similarity": self.items.soft_max_similarity(
                 item_ids, vectors, self.params.similarity_temperature
             ),
             "interest": cosine(self.short_term, vectors),
         }
 
+    def parts(self, item_ids: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
+        """`scores`, and the user's habits repeated per candidate: a row per candidate of
+        everything the two-stream model reads, for tuning and fitting."""
+        n = len(item_ids)
+        habits = {name: np.full(n, value) for name, value in self.repeats.habits.items()}
+        return self.scores(item_ids, vectors) | habits
+
     def relevance(self, item_ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        return combine(self.parts(item_ids, vectors), self.params)
+        return combine(self.scores(item_ids, vectors), self.params)
 
 
 def combine(parts: Mapping[str, np.ndarray], params: EvolvingInterestParams) -> np.ndarray:
