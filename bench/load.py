@@ -26,7 +26,10 @@ lateness, which also delays stamping answers) is reported as `lag_p99` beside th
 CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handler time
 (`stage_ms` total) and `out_p99` the latency outside it: transport, gRPC and queueing in the
 ranker's event loop. Answers that waited for Triton add the p99 of each part of that wait
-(`queue_p99_ms`, `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Triton runs
+(`queue_p99_ms`, `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in the
+workers are noted where they happened: `handler_overruns`, answers that left the handler past
+their budget less the margin (the server's share of the late ones), and `gc_pauses_over_10ms`.
+Triton runs
 `--triton-nice` below the ranker's CPU priority, as it should on a shared host
 (docs/operations.md).
 
@@ -363,6 +366,9 @@ class RankerCounts(NamedTuple):
     handler_refused: float
     # Garbage collections that held a worker for over LONG_GC_S.
     long_gc_pauses: float
+    # Answers that left the handler past their budget less the margin (ranker_rank_overrun):
+    # the server's own share of the late ones.
+    overruns: float
 
 
 LONG_GC_S = "0.01"  # a bucket bound of ranker_gc_pause_seconds
@@ -386,7 +392,11 @@ def ranker_counts(metrics_ports: Sequence[int]) -> RankerCounts:
                     counts["long_gc"] += sample.value
                 elif name == "ranker_gc_pause_seconds_bucket" and labels["le"] == LONG_GC_S:
                     counts["long_gc"] -= sample.value
-    return RankerCounts(counts["hit"], counts["miss"], counts["refused"], counts["long_gc"])
+                elif name == "ranker_rank_overrun_seconds_count":
+                    counts["overruns"] += sample.value
+    return RankerCounts(
+        counts["hit"], counts["miss"], counts["refused"], counts["long_gc"], counts["overruns"]
+    )
 
 
 def summarise(
@@ -419,12 +429,18 @@ def summarise(
         generator_cpu=run.generator_cpu,
         server_p99_ms=_p99([s.server_ms for s in ok]),
         outside_handler_p99_ms=_p99([s.latency_ms - s.server_ms for s in ok]),
-        notes=wait_notes(ok) | long_gc_note(after.long_gc_pauses - before.long_gc_pauses),
+        notes=wait_notes(ok) | counted_notes(before, after),
     )
 
 
-def long_gc_note(pauses: float) -> dict[str, float]:
-    return {f"gc_pauses_over_{float(LONG_GC_S) * 1000:.0f}ms": pauses} if pauses else {}
+def counted_notes(before: RankerCounts, after: RankerCounts) -> dict[str, float]:
+    """The workers' rare events during the run, where there were any."""
+    counted = {
+        f"gc_pauses_over_{float(LONG_GC_S) * 1000:.0f}ms": after.long_gc_pauses
+        - before.long_gc_pauses,
+        "handler_overruns": after.overruns - before.overruns,
+    }
+    return {name: count for name, count in counted.items() if count}
 
 
 def wait_notes(answers: Sequence[Sample]) -> dict[str, float]:

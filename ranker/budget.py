@@ -21,6 +21,10 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() == 0.0
 
+    def overrun(self) -> float:
+        """How long ago this deadline passed; 0 while it has not."""
+        return max(0.0, time.monotonic() - self._end)
+
     def shortened(self, by_s: float) -> Deadline:
         """This deadline `by_s` earlier: when a stage must stop so that later ones fit."""
         return Deadline(max(0.0, self.remaining() - by_s))

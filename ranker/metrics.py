@@ -22,6 +22,8 @@ GC_PAUSE_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 # Client deadlines run from tens of milliseconds to seconds; the wait in front of the handler
 # is what an operator reads off them, so the grid is finest where budgets are.
 DEADLINE_LEFT_BUCKETS_S = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.2, 0.5, 1.0, 5.0, 60.0)
+# An overrun eats into budget_margin_ms (5 ms by default): the grid is finest up to it.
+OVERRUN_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0)
 
 
 class _CacheCollector(Collector):
@@ -78,6 +80,17 @@ class RankerMetrics:
             "ranker_rank_deadline_left_seconds",
             "gRPC deadline left when the Rank handler started, for calls that carry one",
             buckets=DEADLINE_LEFT_BUCKETS_S,
+            registry=self.registry,
+        )
+        # The budget's promise, seen from inside: an answer leaves the handler by its budget
+        # less budget_margin_ms. One that leaves later (a stage that cannot be cut short ran
+        # long, or the host paused the process) has less than the margin left for the way back
+        # to its client; a count here says the margin or the budgets are too tight for the host.
+        self.overrun = Histogram(
+            "ranker_rank_overrun_seconds",
+            "How far past its budget, less budget_margin_ms, a Rank answer left the handler; "
+            "answers that left in time are not counted",
+            buckets=OVERRUN_BUCKETS_S,
             registry=self.registry,
         )
 

@@ -235,6 +235,8 @@ class RankingService:
         stages.mark("serialize")
         response.stage_ms.update(stages.total())
         self.after_embed.observe(time.thread_time() - after_embed_started)
+        if overrun := deadline.overrun():
+            self.metrics.overrun.observe(overrun)
         return response
 
     def feedback(self, request: ranker_pb2.FeedbackRequest) -> None:

@@ -325,6 +325,17 @@ def test_only_the_rankings_own_work_raises_what_is_reserved_for_it(busy, refused
         assert rank(svc, request(budget_ms=50)).items
 
 
+def test_an_answer_that_leaves_past_its_budget_is_counted_with_how_far():
+    svc = service()
+    rank(svc, request(budget_ms=1000))
+    assert metric(svc, "ranker_rank_overrun_seconds_count") == 0
+    # Ranking itself cannot be cut short: 60 ms of it in a 50 ms budget (45 ms less the margin).
+    svc.policy = SlowPolicy(svc.policy, 0.060, busy=False)
+    assert rank(svc, request(budget_ms=50)).items
+    assert metric(svc, "ranker_rank_overrun_seconds_count") == 1
+    assert 0.015 <= metric(svc, "ranker_rank_overrun_seconds_sum") < 0.5
+
+
 def test_a_high_water_mark_rises_at_once_and_halves_every_half_life_down_to_its_floor():
     now = [0.0]
     estimate = HighWaterMark(floor_s=0.005, half_life_s=1.0, clock=lambda: now[0])
