@@ -29,8 +29,7 @@ ranker's event loop. Answers that waited for Triton add the p99 of each part of 
 (`queue_p99_ms`, `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in the
 workers are noted where they happened: `handler_overruns`, answers that left the handler past
 their budget less the margin (the server's share of the late ones), and `gc_pauses_over_10ms`.
-Triton runs
-`--triton-nice` below the ranker's CPU priority, as it should on a shared host
+Triton runs `--triton-nice` below the ranker's CPU priority, as it should on a shared host
 (docs/operations.md).
 
 `--workers N` starts the ranker with N worker processes. The generator then balances per request
@@ -366,12 +365,13 @@ class RankerCounts(NamedTuple):
     handler_refused: float
     # Garbage collections that held a worker for over LONG_GC_S.
     long_gc_pauses: float
-    # Answers that left the handler past their budget less the margin (ranker_rank_overrun):
-    # the server's own share of the late ones.
+    # Answers that left the handler past their budget less the margin
+    # (ranker_rank_overrun_seconds): the server's own share of the late ones.
     overruns: float
 
 
 LONG_GC_S = "0.01"  # a bucket bound of ranker_gc_pause_seconds
+LONG_GC_NOTE = f"gc_pauses_over_{float(LONG_GC_S) * 1000:.0f}ms"
 
 
 def ranker_counts(metrics_ports: Sequence[int]) -> RankerCounts:
@@ -436,8 +436,7 @@ def summarise(
 def counted_notes(before: RankerCounts, after: RankerCounts) -> dict[str, float]:
     """The workers' rare events during the run, where there were any."""
     counted = {
-        f"gc_pauses_over_{float(LONG_GC_S) * 1000:.0f}ms": after.long_gc_pauses
-        - before.long_gc_pauses,
+        LONG_GC_NOTE: after.long_gc_pauses - before.long_gc_pauses,
         "handler_overruns": after.overruns - before.overruns,
     }
     return {name: count for name, count in counted.items() if count}
