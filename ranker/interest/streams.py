@@ -124,7 +124,8 @@ def stream_probability(
     parts: Mapping[str, np.ndarray | float], weights: StreamWeights
 ) -> np.ndarray:
     """Each candidate's probability from its own stream: repeat if the user took it, else
-    discovery (plus the shift). `parts` holds the profile's parts and `content_parts`."""
+    discovery (plus the shift). `parts` holds the profile's scores, the user's habits (arrays
+    or one number each, see `log_odds`) and `content_parts`."""
     repeat = log_odds(parts, REPEAT_PARTS, weights.repeat) + parts["repeat_content"]
     discovery = (
         log_odds(parts, DISCOVERY_PARTS, weights.discovery)
