@@ -148,6 +148,21 @@ class RankingService:
                 f"{self.after_embed.value * 1000:.0f} ms that ranking takes lately; "
                 "retry with backoff",
             )
+        if request.budget_ms:
+            # What the request lost before its handler: the wait in gRPC core's queue, which
+            # its deadline counts, or the loop's lag. Past capacity that queue grows until
+            # requests run out of budget; bounding the wait keeps time for the way back.
+            asked_s = min(request.budget_ms, self.settings.max_budget_ms) / 1000.0
+            lost_s = asked_s - budget_s - self.settings.budget_margin_ms / 1000.0
+            share = self.settings.max_queued_share
+            if lost_s > share * asked_s:
+                raise RequestFailed(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"overloaded: {lost_s * 1000:.0f} ms of this request's {asked_s * 1000:.0f} "
+                    "ms budget were gone before the ranker took it up (waiting in gRPC's queue "
+                    "or behind the event loop; a gRPC deadline shorter than budget_ms counts "
+                    f"the same), over max_queued_share ({share:.0%}); retry with backoff",
+                )
 
     def _budget_s(self, budget_ms: int, time_left_s: float | None) -> float:
         """budget_ms (or the default; over the limit is refused in validation) or the gRPC

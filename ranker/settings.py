@@ -46,6 +46,9 @@ class Settings:
     # dropped when every request that wanted them is out of budget.
     triton_max_calls: int = 4
     max_in_flight: int = 256
+    # The share of a request's budget_ms it may lose before its handler starts (queued in gRPC
+    # core, as its gRPC deadline shows, or behind the event loop); more is refused. 1 for none.
+    max_queued_share: float = 0.2
     # RPCs a ranker process holds at once, queued ones included; past it gRPC's asyncio server
     # answers RESOURCE_EXHAUSTED before the handler runs. 0 for no bound.
     max_concurrent_rpcs: int = 0
@@ -103,6 +106,8 @@ class Settings:
                 f"worker_port_base must leave room for {self.workers} ports below 65536, "
                 f"got {self.worker_port_base}"
             )
+        if self.max_queued_share > 1:
+            raise ValueError(f"max_queued_share must be at most 1, got {self.max_queued_share}")
         if not 0 <= self.metrics_port < 65536:
             raise ValueError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
 

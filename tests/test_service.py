@@ -229,7 +229,10 @@ class DeadlineRecorder(FakeEmbedder):
 
 
 @pytest.mark.parametrize(
-    ("budget_ms", "grpc_time_left_s", "bound_s"), [(1000, 0.05, 0.05), (30, 10.0, 0.03)]
+    ("budget_ms", "grpc_time_left_s", "bound_s"),
+    # No budget_ms: the default (1,000 ms) or the deadline; budget_ms 50 with 45 ms of its
+    # deadline left: 5 ms taken before the handler, within max_queued_share.
+    [(0, 0.05, 0.05), (30, 10.0, 0.03), (50, 0.045, 0.045)],
 )
 def test_the_budget_is_the_smaller_of_budget_ms_and_the_grpc_deadline(
     budget_ms, grpc_time_left_s, bound_s
@@ -247,7 +250,7 @@ def mark(seconds: float, clock: Callable[[], float] = lambda: 0.0) -> HighWaterM
 
 
 def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_allows():
-    svc = service()
+    svc = service(max_queued_share=1.0)
     svc.loop_lag.lag = mark(0.030)
     assert rank(svc, request(budget_ms=100)).items  # 30 ms late for a 100 ms budget: served
     svc.loop_lag.lag = mark(0.060)
@@ -256,6 +259,33 @@ def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_al
     assert "the event loop runs 60 ms late, which leaves 0 ms of this request's budget" in (
         error.message
     )
+
+
+@pytest.mark.parametrize(
+    ("budget_ms", "grpc_time_left_s", "loop_lag_s", "refused"),
+    [
+        (50, 0.045, 0.0, False),  # a deadline of 50 ms + 5 that waited 10 ms in gRPC's queue
+        (50, 0.039, 0.0, True),  # 16 ms waited: 11 ms of the budget lost, over 20%
+        (100, None, 0.015, False),  # 15 ms behind the event loop, of 100
+        (100, None, 0.025, True),
+        (0, 0.010, 0.0, False),  # no budget_ms: the deadline alone is the budget
+    ],
+)
+def test_a_request_that_queued_for_over_a_share_of_its_budget_is_refused(
+    budget_ms, grpc_time_left_s, loop_lag_s, refused
+):
+    svc = service(budget_margin_ms=5.0, max_queued_share=0.2)
+    svc.after_embed = mark(0.001)
+    svc.loop_lag.lag = mark(loop_lag_s)
+    ranking = svc.rank(request(budget_ms=budget_ms), grpc_time_left_s)
+    if not refused:
+        assert asyncio.run(ranking).items
+        return
+    with pytest.raises(RequestFailed) as caught:
+        asyncio.run(ranking)
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"of this request's {budget_ms} ms budget" in caught.value.message
+    assert "max_queued_share" in caught.value.message
 
 
 def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
@@ -270,7 +300,7 @@ def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
     ("budget_ms", "grpc_time_left_s", "bound_s"),
     # budget_ms: 100 - 10 waited before the handler - 2 margin - 20 after - 10 late timer;
     # the gRPC deadline already counts the wait: 50 - 2 - 20 - 10.
-    [(100, None, 0.058), (1000, 0.050, 0.018)],
+    [(100, None, 0.058), (0, 0.050, 0.018)],
 )
 def test_the_embedding_wait_counts_the_event_loops_lateness(budget_ms, grpc_time_left_s, bound_s):
     embedder = DeadlineRecorder()

@@ -39,9 +39,10 @@ def test_negative_limit_is_refused():
     [
         ({"workers": 0}, "workers must be at least 1"),
         ({"workers": 4, "worker_port_base": 65534}, "leave room for 4 ports"),
+        ({"max_queued_share": 1.5}, "max_queued_share must be at most 1"),
     ],
 )
-def test_bad_worker_settings_are_refused(fields, message):
+def test_bad_settings_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
         Settings(**fields)
 
