@@ -148,11 +148,12 @@ class RankingService:
                 f"{self.after_embed.value * 1000:.0f} ms that ranking takes lately; "
                 "retry with backoff",
             )
-        if request.budget_ms:
+        # Over the limit, validation refuses budget_ms as INVALID_ARGUMENT.
+        if 0 < request.budget_ms <= self.settings.max_budget_ms:
             # What the request lost before its handler: the wait in gRPC core's queue, which
             # its deadline counts, or the loop's lag. Past capacity that queue grows until
             # requests run out of budget; bounding the wait keeps time for the way back.
-            asked_s = min(request.budget_ms, self.settings.max_budget_ms) / 1000.0
+            asked_s = request.budget_ms / 1000.0
             lost_s = asked_s - budget_s - self.settings.budget_margin_ms / 1000.0
             share = self.settings.max_queued_share
             if lost_s > share * asked_s:

@@ -74,8 +74,12 @@ def rank(svc: RankingService, req: pb.RankRequest) -> pb.RankResponse:
 
 
 def failure(svc, req) -> RequestFailed:
+    return failure_with_deadline(svc, req, time_left_s=None)
+
+
+def failure_with_deadline(svc, req, time_left_s: float | None) -> RequestFailed:
     with pytest.raises(RequestFailed) as caught:
-        rank(svc, req)
+        asyncio.run(svc.rank(req, time_left_s))
     return caught.value
 
 
@@ -108,6 +112,12 @@ def test_bad_requests_name_the_field(fields, message):
     error = failure(service(), request(**fields))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in error.message
+
+
+def test_a_budget_over_the_limit_is_invalid_also_with_a_short_deadline():
+    error = failure_with_deadline(service(), request(budget_ms=60_001), time_left_s=1.0)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "budget_ms: 60001 is over the limit" in error.message
 
 
 def test_an_event_at_the_epoch_has_a_time():
@@ -277,15 +287,13 @@ def test_a_request_that_queued_for_over_a_share_of_its_budget_is_refused(
     svc = service(budget_margin_ms=5.0, max_queued_share=0.2)
     svc.after_embed = mark(0.001)
     svc.loop_lag.lag = mark(loop_lag_s)
-    ranking = svc.rank(request(budget_ms=budget_ms), grpc_time_left_s)
     if not refused:
-        assert asyncio.run(ranking).items
+        assert asyncio.run(svc.rank(request(budget_ms=budget_ms), grpc_time_left_s)).items
         return
-    with pytest.raises(RequestFailed) as caught:
-        asyncio.run(ranking)
-    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert f"of this request's {budget_ms} ms budget" in caught.value.message
-    assert "max_queued_share" in caught.value.message
+    error = failure_with_deadline(svc, request(budget_ms=budget_ms), grpc_time_left_s)
+    assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"of this request's {budget_ms} ms budget" in error.message
+    assert "max_queued_share" in error.message
 
 
 def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
