@@ -28,7 +28,9 @@ CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handle
 ranker's event loop. Answers that waited for Triton add the p99 of each part of that wait
 (`queue_p99_ms`, `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in the
 workers are noted where they happened: `handler_overruns`, answers that left the handler past
-their budget less the margin (the server's share of the late ones), and `gc_pauses_over_10ms`.
+their budget less the margin (the server's share of the late ones), `refused_by_queue_bound`,
+refusals of requests that had lost over `max_queued_share` of their budget before the handler,
+and `gc_pauses_over_10ms`.
 Triton runs `--triton-nice` below the ranker's CPU priority, as it should on a shared host
 (docs/operations.md).
 
@@ -368,6 +370,9 @@ class RankerCounts(NamedTuple):
     # Answers that left the handler past their budget less the margin
     # (ranker_rank_overrun_seconds): the server's own share of the late ones.
     overruns: float
+    # Of handler_refused, those that had lost over max_queued_share of their budget when the
+    # handler started (ranker_rank_refused_total{bound="max_queued_share"}).
+    queue_bound_refused: float
 
 
 LONG_GC_S = "0.01"  # a bucket bound of ranker_gc_pause_seconds
@@ -394,8 +399,15 @@ def ranker_counts(metrics_ports: Sequence[int]) -> RankerCounts:
                     counts["long_gc"] -= sample.value
                 elif name == "ranker_rank_overrun_seconds_count":
                     counts["overruns"] += sample.value
+                elif name == "ranker_rank_refused_total" and labels["bound"] == "max_queued_share":
+                    counts["queue_bound"] += sample.value
     return RankerCounts(
-        counts["hit"], counts["miss"], counts["refused"], counts["long_gc"], counts["overruns"]
+        counts["hit"],
+        counts["miss"],
+        counts["refused"],
+        counts["long_gc"],
+        counts["overruns"],
+        counts["queue_bound"],
     )
 
 
@@ -438,6 +450,7 @@ def counted_notes(before: RankerCounts, after: RankerCounts) -> dict[str, float]
     counted = {
         LONG_GC_NOTE: after.long_gc_pauses - before.long_gc_pauses,
         "handler_overruns": after.overruns - before.overruns,
+        "refused_by_queue_bound": after.queue_bound_refused - before.queue_bound_refused,
     }
     return {name: count for name, count in counted.items() if count}
 

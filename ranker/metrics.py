@@ -51,6 +51,13 @@ class RankerMetrics:
             ["code"],
             registry=self.registry,
         )
+        # Which admission bound refused: tells an operator which one to size (docs/operations.md).
+        self.refused = Counter(
+            "ranker_rank_refused",
+            "Rank requests refused with RESOURCE_EXHAUSTED before ranking, by the bound they broke",
+            ["bound"],
+            registry=self.registry,
+        )
         self.degraded = Counter(
             "ranker_rank_degraded",
             "Rank answers that gave something up, by what (see docs/proto.md)",

@@ -7,6 +7,7 @@ import time
 from collections.abc import Collection, Mapping
 from itertools import compress
 from operator import attrgetter
+from typing import NoReturn
 
 import grpc
 
@@ -133,20 +134,16 @@ class RankingService:
         a quick RESOURCE_EXHAUSTED beats a late answer."""
         limit = self.settings.max_in_flight
         if self.in_flight >= limit:
-            raise RequestFailed(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"over {limit} Rank requests in flight; retry with backoff",
-            )
+            self._refuse("max_in_flight", f"over {limit} Rank requests in flight")
         if self._lag_watch is None or self._lag_watch.done():
             self._lag_watch = asyncio.get_running_loop().create_task(self.loop_lag.watch())
         budget_s = self._budget_s(request.budget_ms, time_left_s)
         if budget_s < self.after_embed.value:
-            raise RequestFailed(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            self._refuse(
+                "budget_left",
                 f"overloaded: the event loop runs {self.loop_lag.lag.value * 1000:.0f} ms late, "
                 f"which leaves {budget_s * 1000:.0f} ms of this request's budget, under the "
-                f"{self.after_embed.value * 1000:.0f} ms that ranking takes lately; "
-                "retry with backoff",
+                f"{self.after_embed.value * 1000:.0f} ms that ranking takes lately",
             )
         # Over the limit, validation refuses budget_ms as INVALID_ARGUMENT.
         if 0 < request.budget_ms <= self.settings.max_budget_ms:
@@ -157,13 +154,17 @@ class RankingService:
             lost_s = asked_s - budget_s - self.settings.budget_margin_ms / 1000.0
             share = self.settings.max_queued_share
             if lost_s > share * asked_s:
-                raise RequestFailed(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                self._refuse(
+                    "max_queued_share",
                     f"overloaded: {lost_s * 1000:.0f} ms of this request's {asked_s * 1000:.0f} "
                     "ms budget were gone before the ranker took it up (waiting in gRPC's queue "
                     "or behind the event loop; a gRPC deadline shorter than budget_ms counts "
-                    f"the same), over max_queued_share ({share:.0%}); retry with backoff",
+                    f"the same), over max_queued_share ({share:.0%})",
                 )
+
+    def _refuse(self, bound: str, why: str) -> NoReturn:
+        self.metrics.refused.labels(bound).inc()
+        raise RequestFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{why}; retry with backoff")
 
     def _budget_s(self, budget_ms: int, time_left_s: float | None) -> float:
         """budget_ms (or the default; over the limit is refused in validation) or the gRPC

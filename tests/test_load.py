@@ -31,7 +31,7 @@ def sample(
 
 
 def warm_row(samples: list[load.Sample]) -> load.Row:
-    counts = (load.RankerCounts(0, 0, 0, 1, 0), load.RankerCounts(90, 10, 2, 3, 1))
+    counts = (load.RankerCounts(0, 0, 0, 1, 0, 0), load.RankerCounts(90, 10, 2, 3, 1, 2))
     return load.summarise("warm", 100.0, load.Run(samples, 0.12), counts)
 
 
@@ -49,6 +49,7 @@ def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handle
     assert row.generator_cpu == pytest.approx(0.12)
     assert row.notes["gc_pauses_over_10ms"] == 2
     assert row.notes["handler_overruns"] == 1
+    assert row.notes["refused_by_queue_bound"] == 2
 
 
 def test_a_row_notes_where_the_waits_for_triton_went():

@@ -202,6 +202,7 @@ def test_over_the_in_flight_limit_is_resource_exhausted():
     svc = service(max_in_flight=1)
     svc.in_flight = 1
     assert failure(svc, request()).code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert metric(svc, "ranker_rank_refused_total", {"bound": "max_in_flight"}) == 1
 
 
 def metric(svc: RankingService, name: str, labels: dict[str, str] | None = None) -> float:
@@ -266,6 +267,7 @@ def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_al
     svc.loop_lag.lag = mark(0.060)
     error = failure(svc, request(budget_ms=50))
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert metric(svc, "ranker_rank_refused_total", {"bound": "budget_left"}) == 1
     assert "the event loop runs 60 ms late, which leaves 0 ms of this request's budget" in (
         error.message
     )
@@ -289,11 +291,13 @@ def test_a_request_that_queued_for_over_a_share_of_its_budget_is_refused(
     svc.loop_lag.lag = mark(loop_lag_s)
     if not refused:
         assert asyncio.run(svc.rank(request(budget_ms=budget_ms), grpc_time_left_s)).items
+        assert metric(svc, "ranker_rank_refused_total", {"bound": "max_queued_share"}) == 0
         return
     error = failure_with_deadline(svc, request(budget_ms=budget_ms), grpc_time_left_s)
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert f"of this request's {budget_ms} ms budget" in error.message
     assert "max_queued_share" in error.message
+    assert metric(svc, "ranker_rank_refused_total", {"bound": "max_queued_share"}) == 1
 
 
 def test_the_embedding_wait_leaves_room_for_the_stages_after_it():
