@@ -146,20 +146,22 @@ class RankingService:
                 f"{self.after_embed.value * 1000:.0f} ms that ranking takes lately",
             )
         # Over the limit, validation refuses budget_ms as INVALID_ARGUMENT.
-        if 0 < request.budget_ms <= self.settings.max_budget_ms:
-            # What the request lost before its handler: the wait in gRPC core's queue, which
-            # its deadline counts, or the loop's lag. Past capacity that queue grows until
-            # requests run out of budget; bounding the wait keeps time for the way back.
+        if time_left_s is not None and 0 < request.budget_ms <= self.settings.max_budget_ms:
+            # What the request lost in gRPC core's queue, which only its deadline counts. Past
+            # capacity that queue grows until requests run out of budget; bounding the wait
+            # keeps time for the way back. Not the loop lag: a high-water mark, it stays up
+            # for tens of milliseconds after a pause (a full collection), also for requests
+            # that came after it; the bound on the budget left covers it.
             asked_s = request.budget_ms / 1000.0
-            lost_s = asked_s - budget_s - self.settings.budget_margin_ms / 1000.0
+            lost_s = asked_s - time_left_s
             share = self.settings.max_queued_share
             if lost_s > share * asked_s:
                 self._refuse(
                     "max_queued_share",
                     f"overloaded: {lost_s * 1000:.0f} ms of this request's {asked_s * 1000:.0f} "
-                    "ms budget were gone before the ranker took it up (waiting in gRPC's queue "
-                    "or behind the event loop; a gRPC deadline shorter than budget_ms counts "
-                    f"the same), over max_queued_share ({share:.0%})",
+                    "ms budget were gone before the ranker took it up (waiting in gRPC's queue, "
+                    "by its deadline; a deadline shorter than budget_ms counts the same), over "
+                    f"max_queued_share ({share:.0%})",
                 )
 
     def _refuse(self, bound: str, why: str) -> NoReturn:

@@ -46,8 +46,8 @@ class Settings:
     # dropped when every request that wanted them is out of budget.
     triton_max_calls: int = 4
     max_in_flight: int = 256
-    # The share of a request's budget_ms it may lose before its handler starts (queued in gRPC
-    # core, as its gRPC deadline shows, or behind the event loop); more is refused. 1 for none.
+    # The share of a request's budget_ms it may lose in gRPC core's queue before its handler
+    # starts, as its gRPC deadline shows; more is refused. 1 for none.
     max_queued_share: float = 0.2
     # RPCs a ranker process holds at once, queued ones included; past it gRPC's asyncio server
     # answers RESOURCE_EXHAUSTED before the handler runs. 0 for no bound.

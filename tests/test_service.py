@@ -278,8 +278,10 @@ def test_overload_is_refused_at_once_when_the_loop_runs_later_than_the_budget_al
     [
         (50, 0.045, 0.0, False),  # a deadline of 50 ms + 5 that waited 10 ms in gRPC's queue
         (50, 0.039, 0.0, True),  # 16 ms waited: 11 ms of the budget lost, over 20%
-        (100, None, 0.015, False),  # 15 ms behind the event loop, of 100
-        (100, None, 0.025, True),
+        (100, 0.075, 0.0, True),  # a deadline of 100 ms that waited 25
+        # The loop ran 15 ms late (a full collection) before this request came: not queued.
+        (50, 0.055, 0.015, False),
+        (100, None, 0.030, False),  # no deadline: nothing shows a wait in gRPC's queue
         (0, 0.010, 0.0, False),  # no budget_ms: the deadline alone is the budget
     ],
 )
