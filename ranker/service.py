@@ -130,8 +130,9 @@ class RankingService:
             self.metrics.latency.observe(time.perf_counter() - started)
 
     def _admit(self, request: ranker_pb2.RankRequest, time_left_s: float | None) -> None:
-        """Refuses at once what the event loop could not serve within its budget: under overload
-        a quick RESOURCE_EXHAUSTED beats a late answer."""
+        """Refuses at once what could not be served in time (too many in flight, too little
+        budget left, too long queued in gRPC core): under overload a quick RESOURCE_EXHAUSTED
+        beats a late answer."""
         limit = self.settings.max_in_flight
         if self.in_flight >= limit:
             self._refuse("max_in_flight", f"over {limit} Rank requests in flight")
