@@ -86,3 +86,28 @@ def test_past_max_concurrent_rpcs_grpc_refuses_before_the_handler_runs():
         "ranker_rank_requests_total", {"code": "RESOURCE_EXHAUSTED"}
     )
     assert refused_by_handler is None
+
+
+def test_the_queue_bound_reads_the_real_grpc_deadline():
+    """A deadline that leaves under 80% of budget_ms reads as time queued in gRPC core; the
+    same request with a deadline past its budget is answered."""
+    svc = service(port=pick_free_port(), host=LOOPBACK, max_queued_share=0.2)
+
+    async def scenario():
+        bound = await build_server(svc.settings, svc)
+        await bound.server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"{LOOPBACK}:{bound.port}") as channel:
+                stub = ranker_pb2_grpc.RankerStub(channel)
+                answered = await stub.Rank(request(budget_ms=2000), timeout=3)
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.Rank(request(budget_ms=2000), timeout=1)
+                return answered, caught.value
+        finally:
+            await bound.server.stop(None)
+
+    answered, refused = asyncio.run(scenario())
+    assert answered.items
+    assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "of this request's 2000 ms budget" in refused.details()
+    assert "max_queued_share" in refused.details()
