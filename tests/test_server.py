@@ -1,8 +1,10 @@
 """The gRPC face on a loopback port: the bench echo RPC is off unless asked for."""
 
 import asyncio
+import contextlib
 import gc
 import urllib.request
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -13,16 +15,23 @@ from ranker.v1 import ranker_pb2_grpc
 from tests.test_service import HangingEmbedder, mark, request, service
 
 
+@contextlib.asynccontextmanager
+async def serving(svc) -> AsyncIterator[grpc.aio.Channel]:
+    """The service's server started on its loopback port, and a channel to it."""
+    bound = await build_server(svc.settings, svc)
+    await bound.server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"{LOOPBACK}:{bound.port}") as channel:
+            yield channel
+    finally:
+        await bound.server.stop(None)
+
+
 def call_echo(echo_rpc: bool, payload: bytes) -> bytes:
     async def scenario():
-        svc = service(echo_rpc=echo_rpc, port=pick_free_port(), host="127.0.0.1")
-        bound = await build_server(svc.settings, svc)
-        await bound.server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{bound.port}") as channel:
-                return await channel.unary_unary(ECHO_METHOD)(payload, timeout=5)
-        finally:
-            await bound.server.stop(None)
+        svc = service(echo_rpc=echo_rpc, port=pick_free_port(), host=LOOPBACK)
+        async with serving(svc) as channel:
+            return await channel.unary_unary(ECHO_METHOD)(payload, timeout=5)
 
     return asyncio.run(scenario())
 
@@ -66,20 +75,15 @@ def test_past_max_concurrent_rpcs_grpc_refuses_before_the_handler_runs():
     svc = service(HangingEmbedder(), max_concurrent_rpcs=1, port=pick_free_port(), host=LOOPBACK)
 
     async def scenario():
-        bound = await build_server(svc.settings, svc)
-        await bound.server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"{LOOPBACK}:{bound.port}") as channel:
-                stub = ranker_pb2_grpc.RankerStub(channel)
-                held = asyncio.ensure_future(stub.Rank(request(budget_ms=2000), timeout=5))
-                while svc.in_flight == 0:
-                    await asyncio.sleep(0.01)
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await stub.Rank(request(), timeout=5)
-                held.cancel()
-                return caught.value.code()
-        finally:
-            await bound.server.stop(None)
+        async with serving(svc) as channel:
+            stub = ranker_pb2_grpc.RankerStub(channel)
+            held = asyncio.ensure_future(stub.Rank(request(budget_ms=2000), timeout=5))
+            while svc.in_flight == 0:
+                await asyncio.sleep(0.01)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Rank(request(), timeout=5)
+            held.cancel()
+            return caught.value.code()
 
     assert asyncio.run(scenario()) == grpc.StatusCode.RESOURCE_EXHAUSTED
     refused_by_handler = svc.metrics.registry.get_sample_value(
@@ -94,17 +98,12 @@ def test_the_queue_bound_reads_the_real_grpc_deadline():
     svc = service(port=pick_free_port(), host=LOOPBACK, max_queued_share=0.2)
 
     async def scenario():
-        bound = await build_server(svc.settings, svc)
-        await bound.server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"{LOOPBACK}:{bound.port}") as channel:
-                stub = ranker_pb2_grpc.RankerStub(channel)
-                answered = await stub.Rank(request(budget_ms=2000), timeout=3)
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await stub.Rank(request(budget_ms=2000), timeout=1)
-                return answered, caught.value
-        finally:
-            await bound.server.stop(None)
+        async with serving(svc) as channel:
+            stub = ranker_pb2_grpc.RankerStub(channel)
+            answered = await stub.Rank(request(budget_ms=2000), timeout=3)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Rank(request(budget_ms=2000), timeout=1)
+            return answered, caught.value
 
     answered, refused = asyncio.run(scenario())
     assert answered.items
