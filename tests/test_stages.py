@@ -12,8 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import stages
 
 
-def test_every_stage_of_every_call_is_kept():
-    times, cpu_ms = asyncio.run(stages.measure(service(), [request(), request(user_id="u2")], 5))
+@pytest.mark.parametrize("gap_s", [0.0, 0.002])
+def test_every_stage_of_every_call_is_kept(gap_s):
+    requests = [request(), request(user_id="u2")]
+    times, cpu_ms = asyncio.run(stages.measure(service(), requests, 5, gap_s))
     assert set(times) == {"validate", "embed", "interest", "policy", "serialize", "total"}
     assert all(len(calls) == 5 for calls in times.values())
     assert cpu_ms > 0.0
@@ -25,5 +27,6 @@ def test_a_degraded_call_is_not_timed_as_warm():
         asyncio.run(stages.measure(svc, [request()], 3))
 
 
-def test_the_bare_handler_is_timed_on_the_same_requests():
-    assert asyncio.run(stages.bare_cpu_ms([request(), request(user_id="u2")], 5)) > 0.0
+@pytest.mark.parametrize("gap_s", [0.0, 0.002])
+def test_the_bare_handler_is_timed_on_the_same_requests(gap_s):
+    assert asyncio.run(stages.bare_cpu_ms([request(), request(user_id="u2")], 5, gap_s)) > 0.0
