@@ -9,8 +9,8 @@ CPU time per call, and writes bench/results/stages.json.
 
 Each handler is timed twice: back to back, and spaced (an idle pause before each call, as a
 worker sees calls under open-loop load: 4 ms is one call in four milliseconds, about 250/s per
-worker). The spaced call costs more CPU on this VM: after an idle pause the next call finds the
-core's caches cold (docs/operations.md, Capacity). A process's capacity is about one core over
+worker). The spaced call costs more CPU on this VM, most likely because the core's caches cool
+while it idles (docs/operations.md, Capacity). A process's capacity is about one core over
 (the spaced CPU time + gRPC's share per call). For scale it also times, on the same requests,
 the handler of bench/bare_ranker.py (the issue's bare server: parsing and numpy scoring from a
 dict).
@@ -143,7 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with TritonServer(args.repository) as triton:
         measured = uvloop.run(run(triton, args.repository, requests, args.calls, gaps_s.values()))
     report: dict[str, object] = {"calls": args.calls, "gap_ms": args.gap_ms}
-    print(f"{'stage':<12}{'mean ms':>10}{'p50 ms':>10}{'p99 ms':>10}   (back to back | spaced)")
     for (mode, gap_s), (stages, cpu_ms) in zip(gaps_s.items(), measured, strict=True):
         bare_ms = uvloop.run(bare_cpu_ms(requests, args.calls, gap_s))
         rows = {
@@ -154,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for stage, times in stages.items()
         }
-        print(mode.replace("_", " "))
+        print(f"{mode.replace('_', ' ') + ':':<12}{'mean ms':>10}{'p50 ms':>10}{'p99 ms':>10}")
         for stage, row in rows.items():
             print(f"{stage:<12}{row['mean_ms']:>10.3f}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}")
         print(
