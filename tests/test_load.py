@@ -84,10 +84,14 @@ def test_recovery_ends_with_the_last_answer_that_found_triton_unavailable():
         sample(degraded=TIMEOUT, scheduled=9.0),  # a slow embedding, not an outage
         sample(scheduled=14.0),
     ]
-    notes = load.recovery(samples, killed=4.0, ready=8.0)
+    control = [sample(degraded=TIMEOUT, scheduled=8.3), sample(degraded=TIMEOUT, scheduled=13.5)]
+    control += [sample(scheduled=14.0), sample(code="RESOURCE_EXHAUSTED", scheduled=14.5)]
+    notes = load.recovery(samples, killed=4.0, ready=8.0, control=control)
     assert notes["recovered_after_ready_s"] == pytest.approx(0.3)
     assert notes["degraded_before_kill"] == pytest.approx(0.5)
     assert notes["degraded_5s_after_ready"] == 0.0
+    # The control's answers over the same stretch: one of two degraded, the refusal not counted.
+    assert notes["control_degraded_5s_after_ready"] == pytest.approx(0.5)
 
 
 def test_saturation_counts_refusals_apart_from_answers_and_keeps_sending():
