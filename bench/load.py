@@ -771,7 +771,8 @@ def recovery(
         "ready_again_at_s": ready,
         "recovered_after_ready_s": max(unavailable_after, default=ready) - ready,
         # With new texts in every request, CPU Triton degrades some answers even when healthy
-        # (encoder_timeout): recovery means getting back to the share before the kill.
+        # (encoder_timeout): recovery means getting back to the share that the same arrivals
+        # get without the kill (the control's), not to none.
         "degraded_before_kill": degraded_share(lambda s: s.scheduled < killed),
         "degraded_5s_after_ready": degraded_share(lambda s: s.scheduled > ready + 5),
         "control_degraded_5s_after_ready": degraded_share(
