@@ -10,7 +10,14 @@ import gc
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -129,5 +136,8 @@ class RankerMetrics:
         self.registry.register(_CacheCollector(cache))
 
     def serve(self, port: int) -> None:
-        """Serves /metrics over HTTP from a daemon thread."""
+        """Serves /metrics over HTTP from a daemon thread, with the standard process metrics
+        (process_cpu_seconds_total, process_resident_memory_bytes, ...) that the default
+        registry would have: a worker's CPU per request is what sizes a deployment."""
+        ProcessCollector(registry=self.registry)
         start_http_server(port, registry=self.registry)

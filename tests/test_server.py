@@ -54,6 +54,7 @@ def test_metrics_are_served_in_prometheus_text():
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "ranker_rank_in_flight 0.0" in text
     assert "ranker_event_loop_lag_seconds 0.012" in text
+    assert "process_cpu_seconds_total" in text
 
 
 def test_garbage_collections_are_timed_by_generation():
