@@ -26,12 +26,15 @@ runs from the moment a request is sent; how late the generator sent it (its even
 lateness, which also delays stamping answers) is reported as `lag_p99` beside the generator's
 CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handler time
 (`stage_ms` total) and `out_p99` the latency outside it: transport, gRPC and queueing in the
-ranker's event loop. Answers that waited for Triton add the p99 of each part of that wait
-(`queue_p99_ms`, `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in the
-workers are noted where they happened: `handler_overruns`, answers that left the handler past
-their budget less the margin (the server's share of the late ones), `refused_by_queue_bound`,
-refusals of requests that had lost over `max_queued_share` of their budget before the handler,
-and `gc_pauses_over_10ms`.
+ranker's event loop. `srv_cpu` is the server's CPU time per request sent, in milliseconds: all
+its processes and threads (the ranker's supervisor and workers, not Triton), from /proc over
+the run; the warm rows note it as a ratio to the bare server's at the same rate, `cpu_to_bare`.
+Answers that waited for Triton add the p99 of each part of that wait (`queue_p99_ms`,
+`tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in the workers are noted
+where they happened: `handler_overruns`, answers that left the handler past their budget less
+the margin (the server's share of the late ones), `refused_by_queue_bound`, refusals of
+requests that had lost over `max_queued_share` of their budget before the handler, and
+`gc_pauses_over_10ms`.
 Triton runs `--triton-nice` below the ranker's CPU priority, as it should on a shared host
 (docs/operations.md).
 
@@ -58,6 +61,7 @@ import gc
 import json
 import math
 import multiprocessing
+import os
 import random
 import shutil
 import subprocess
@@ -67,7 +71,7 @@ import time
 import urllib.request
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,6 +162,9 @@ class Row:
     generator_cpu: float
     server_p99_ms: float
     outside_handler_p99_ms: float
+    # The server's CPU milliseconds per request sent (server_cpu_s): the cost that, with the
+    # generator's, sets how busy the host's cores are at a rate.
+    server_cpu_ms: float
     notes: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -412,12 +419,38 @@ def ranker_counts(metrics_ports: Sequence[int]) -> RankerCounts:
     )
 
 
+def server_cpu_s(roots: Collection[int]) -> float:
+    """CPU seconds (user and system, every thread) that these processes and all their living
+    descendants have used so far, from /proc."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Past the command name, which may hold spaces: state, ppid, ..., utime, stime.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    total, pending = 0, list(roots)
+    while pending:
+        pid = pending.pop()
+        total += ticks.get(pid, 0)
+        pending.extend(children.get(pid, ()))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def summarise(
     scenario: str,
     rate: float,
     run: Run,
     counts: tuple[RankerCounts, RankerCounts],
+    cpu_s: float,
 ) -> Row:
+    """`cpu_s`: the server's CPU seconds over the run (server_cpu_s after less before)."""
     samples = run.samples
     latencies = np.array([s.latency_ms for s in samples])
     ok = [s for s in samples if s.code == "OK"]
@@ -442,6 +475,7 @@ def summarise(
         generator_cpu=run.generator_cpu,
         server_p99_ms=_p99([s.server_ms for s in ok]),
         outside_handler_p99_ms=_p99([s.latency_ms - s.server_ms for s in ok]),
+        server_cpu_ms=cpu_s * 1000.0 / max(len(samples), 1),
         notes=wait_notes(ok) | counted_notes(before, after),
     )
 
@@ -487,6 +521,11 @@ class LoadTarget(ABC):
     def address(self) -> str:
         """The generator's gRPC target."""
 
+    @property
+    @abstractmethod
+    def server_pids(self) -> Collection[int]:
+        """The server's processes, whose trees' CPU time `server_cpu_s` reads."""
+
     @abstractmethod
     def start_servers(self) -> None: ...
 
@@ -518,9 +557,10 @@ class LoadTarget(ABC):
     def run(
         self, scenario: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
     ) -> Row:
-        before = ranker_counts(self.metrics_ports)
+        before, cpu_s = ranker_counts(self.metrics_ports), server_cpu_s(self.server_pids)
         run = self.start(payloads, rate, duration_s, seed)[0].result()
-        return summarise(scenario, rate, run, (before, ranker_counts(self.metrics_ports)))
+        counts = (before, ranker_counts(self.metrics_ports))
+        return summarise(scenario, rate, run, counts, server_cpu_s(self.server_pids) - cpu_s)
 
     def saturate(
         self, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
@@ -597,6 +637,10 @@ class Stack(LoadTarget):
         self.triton.stop()
 
     @property
+    def server_pids(self) -> Collection[int]:
+        return [self.ranker.pid]
+
+    @property
     def address(self) -> str:
         """The generator's gRPC target: the shared port, or every worker's own port."""
         if not self.worker_port_base:
@@ -616,6 +660,10 @@ class BareServers(LoadTarget):
     @property
     def address(self) -> str:
         return balanced(self.ports)
+
+    @property
+    def server_pids(self) -> Collection[int]:
+        return [process.pid for process in self.processes]
 
     def start_servers(self) -> None:
         for port in self.ports:
@@ -685,15 +733,17 @@ def scenario_warm(args: argparse.Namespace, titles: list[tuple[str, str]]) -> li
 
 def against_bare(rows: Sequence[Row]) -> None:
     """Notes the ranker's figures as ratios to the bare server's in the same run: each warm
-    row's p99 over the bare p99 at its rate, and Rank's saturation over the bare server's."""
+    row's p99 and CPU per request over the bare server's at its rate, and Rank's saturation
+    over the bare server's."""
     bare = [row for row in rows if row.scenario == "bare"]
     warm = [row for row in rows if row.scenario == "warm"]
     if not bare or not warm:
         return
-    bare_p99 = {row.rate: row.p99_ms for row in bare}
+    bare_at = {row.rate: row for row in bare}
     for row in warm:
-        if row.rate in bare_p99:
-            row.notes["p99_to_bare"] = row.p99_ms / bare_p99[row.rate]
+        if row.rate in bare_at:
+            row.notes["p99_to_bare"] = row.p99_ms / bare_at[row.rate].p99_ms
+            row.notes["cpu_to_bare"] = row.server_cpu_ms / bare_at[row.rate].server_cpu_ms
     saturation = "rank_saturation_rps"
     warm[-1].notes["rank_to_bare"] = warm[-1].notes[saturation] / bare[-1].notes[saturation]
 
@@ -737,7 +787,7 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
     with Stack(args.repository, args) as stack:
         stack.warm_up(build_requests(titles, args.requests, seed=1))
         control = stack.start(control_payloads, args.fault_rate, duration, seed=4)[0].result()
-        before = ranker_counts(stack.metrics_ports)
+        before, cpu_s = ranker_counts(stack.metrics_ports), server_cpu_s(stack.server_pids)
         future, start = stack.start(payloads, args.fault_rate, duration, seed=4)
         _sleep_until(start + duration * 0.25)
         killed = time.perf_counter() - start
@@ -747,7 +797,9 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
         ready = time.perf_counter() - start
         run = future.result()
         counts = (before, ranker_counts(stack.metrics_ports))
-        row = summarise("killed", args.fault_rate, run, counts)
+        row = summarise(
+            "killed", args.fault_rate, run, counts, server_cpu_s(stack.server_pids) - cpu_s
+        )
     row.notes.update(recovery(run.samples, killed, ready, control.samples))
     return [row]
 
@@ -812,6 +864,7 @@ COLUMNS = (
     ("gen_cpu", ">9"),
     ("srv_p99", ">9"),
     ("out_p99", ">9"),
+    ("srv_cpu", ">9"),
 )
 HEADER = "".join(f"{name:{alignment}}" for name, alignment in COLUMNS)
 
@@ -825,6 +878,7 @@ def format_row(row: Row) -> str:
         f"{row.cache_hit_rate:>10.1%}"
         f"{row.generator_lag_p99_ms:>9.2f}"
         f"{row.generator_cpu:>9.0%}{row.server_p99_ms:>9.2f}{row.outside_handler_p99_ms:>9.2f}"
+        f"{row.server_cpu_ms:>9.2f}"
     )
 
 

@@ -49,6 +49,13 @@ class RankerProcess:
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The ranker's process (with workers, their supervisor); raises before `start`."""
+        if self._process is None:
+            raise RuntimeError("the ranker has not been started")
+        return self._process.pid
+
     def start(self, timeout: float = 30.0) -> Self:
         command = [
             sys.executable,

@@ -3,6 +3,9 @@
 import argparse
 import asyncio
 import math
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,9 +33,9 @@ def sample(
     return load.Sample(scheduled, latency_ms, 0.5, code, degraded, server_ms)
 
 
-def warm_row(samples: list[load.Sample]) -> load.Row:
+def warm_row(samples: list[load.Sample], cpu_s: float = 0.5) -> load.Row:
     counts = (load.RankerCounts(0, 0, 0, 1, 0, 0), load.RankerCounts(90, 10, 2, 3, 1, 2))
-    return load.summarise("warm", 100.0, load.Run(samples, 0.12), counts)
+    return load.summarise("warm", 100.0, load.Run(samples, 0.12), counts, cpu_s)
 
 
 def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handler_split():
@@ -47,6 +50,7 @@ def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handle
     assert row.outside_handler_p99_ms == pytest.approx(3.0)
     assert row.cache_hit_rate == pytest.approx(0.9)
     assert row.generator_cpu == pytest.approx(0.12)
+    assert row.server_cpu_ms == pytest.approx(5.0)  # 0.5 s over 100 requests sent
     assert row.notes["gc_pauses_over_10ms"] == 2
     assert row.notes["handler_overruns"] == 1
     assert row.notes["refused_by_queue_bound"] == 2
@@ -125,16 +129,54 @@ def test_saturation_counts_refusals_apart_from_answers_and_keeps_sending():
 
 
 def test_warm_rows_note_their_ratio_to_the_bare_server_in_the_same_run():
-    warm = [warm_row([sample(latency_ms=8.0)] * 100) for _ in range(2)]
-    bare = [warm_row([sample(latency_ms=2.0)] * 100) for _ in range(2)]
+    warm = [warm_row([sample(latency_ms=8.0)] * 100, cpu_s=0.3) for _ in range(2)]
+    bare = [warm_row([sample(latency_ms=2.0)] * 100, cpu_s=0.1) for _ in range(2)]
     for rows, scenario, saturation in ((warm, "warm", 800.0), (bare, "bare", 2000.0)):
         for row, rate in zip(rows, (250.0, 500.0), strict=True):
             row.scenario, row.rate = scenario, rate
         rows[-1].notes["rank_saturation_rps"] = saturation
     load.against_bare([*warm, *bare])
     assert [row.notes["p99_to_bare"] for row in warm] == [pytest.approx(4.0)] * 2
+    assert [row.notes["cpu_to_bare"] for row in warm] == [pytest.approx(3.0)] * 2
     assert warm[-1].notes["rank_to_bare"] == pytest.approx(0.4)
     assert "p99_to_bare" not in bare[0].notes
+
+
+BURN_THEN_WAIT = """
+import sys, time
+end = time.process_time() + float(sys.argv[1])
+while time.process_time() < end:
+    pass
+print("burned", flush=True)
+time.sleep(60)
+"""
+
+
+def test_server_cpu_counts_a_process_and_its_descendants_and_nothing_else():
+    """A server's workers are its supervisor's children: their CPU is the server's."""
+    spawn_child = (
+        "import subprocess, sys; "
+        "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], '0.4']); "
+        "child.wait()"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", spawn_child, BURN_THEN_WAIT],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", BURN_THEN_WAIT, "0.4"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout.readline() == other.stdout.readline() == "burned\n"
+        assert 0.35 <= load.server_cpu_s([parent.pid]) < 0.75
+        assert 0.7 <= load.server_cpu_s([parent.pid, other.pid]) < 1.5
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)  # the child too
+        other.kill()
+        for process in (parent, other):
+            process.wait()
 
 
 def test_the_bare_server_ranks_by_the_history_and_serves_the_load_generator():
