@@ -29,6 +29,8 @@ CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handle
 ranker's event loop. `srv_cpu` is the server's CPU time per request sent, in milliseconds: all
 its processes and threads (the ranker's supervisor and workers, not Triton), from /proc over
 the run; the warm rows note it as a ratio to the bare server's at the same rate, `cpu_to_bare`.
+`host_busy` is the share of the host's cores busy over the run, whoever used them (the server,
+the generator, Triton, the rest).
 Answers that waited for Triton add the p99 of each part of that wait (`queue_p99_ms`,
 `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in the workers are noted
 where they happened: `handler_overruns`, answers that left the handler past their budget less
@@ -165,6 +167,9 @@ class Row:
     # The server's CPU milliseconds per request sent (server_cpu_s): the cost that, with the
     # generator's, sets how busy the host's cores are at a rate.
     server_cpu_ms: float
+    # The share of the host's cores busy over the run, whoever used them: past about half,
+    # queueing sets p99; near all, the generator too waits for a core and stamps answers late.
+    host_busy: float
     notes: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -443,20 +448,39 @@ def server_cpu_s(roots: Collection[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+class CpuReading(NamedTuple):
+    """CPU seconds used so far: by the server's processes, and by the host's cores busy and in
+    all (/proc/stat; idle and waiting for I/O are not busy)."""
+
+    server_s: float
+    host_busy_s: float
+    host_s: float
+
+
+def read_cpu(server_pids: Collection[int]) -> CpuReading:
+    # user, nice, system, idle, iowait, irq, softirq, steal (guest time is in user already)
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+    idle = ticks[3] + ticks[4]
+    hz = os.sysconf("SC_CLK_TCK")
+    return CpuReading(server_cpu_s(server_pids), (sum(ticks) - idle) / hz, sum(ticks) / hz)
+
+
 def summarise(
     scenario: str,
     rate: float,
     run: Run,
     counts: tuple[RankerCounts, RankerCounts],
-    cpu_s: float,
+    cpu: tuple[CpuReading, CpuReading],
 ) -> Row:
-    """`cpu_s`: the server's CPU seconds over the run (server_cpu_s after less before)."""
+    """`counts` and `cpu` as read before the run's clock started and after its last answer."""
     samples = run.samples
     latencies = np.array([s.latency_ms for s in samples])
     ok = [s for s in samples if s.code == "OK"]
     before, after = counts
     hits = after.cache_hits - before.cache_hits
     lookups = hits + after.cache_misses - before.cache_misses
+    cpu_before, cpu_after = cpu
+    host_s = cpu_after.host_s - cpu_before.host_s
     return Row(
         scenario=scenario,
         rate=rate,
@@ -475,7 +499,8 @@ def summarise(
         generator_cpu=run.generator_cpu,
         server_p99_ms=_p99([s.server_ms for s in ok]),
         outside_handler_p99_ms=_p99([s.latency_ms - s.server_ms for s in ok]),
-        server_cpu_ms=cpu_s * 1000.0 / max(len(samples), 1),
+        server_cpu_ms=(cpu_after.server_s - cpu_before.server_s) * 1000.0 / max(len(samples), 1),
+        host_busy=(cpu_after.host_busy_s - cpu_before.host_busy_s) / host_s if host_s else math.nan,
         notes=wait_notes(ok) | counted_notes(before, after),
     )
 
@@ -557,10 +582,13 @@ class LoadTarget(ABC):
     def run(
         self, scenario: str, payloads: Sequence[bytes], rate: float, duration_s: float, seed: int
     ) -> Row:
-        before, cpu_s = ranker_counts(self.metrics_ports), server_cpu_s(self.server_pids)
-        run = self.start(payloads, rate, duration_s, seed)[0].result()
+        before = ranker_counts(self.metrics_ports)
+        future, start = self.start(payloads, rate, duration_s, seed)
+        _sleep_until(start)
+        cpu = read_cpu(self.server_pids)
+        run = future.result()
         counts = (before, ranker_counts(self.metrics_ports))
-        return summarise(scenario, rate, run, counts, server_cpu_s(self.server_pids) - cpu_s)
+        return summarise(scenario, rate, run, counts, (cpu, read_cpu(self.server_pids)))
 
     def saturate(
         self, method: str, payloads: Sequence[bytes], concurrency: int, duration_s: float
@@ -787,8 +815,10 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
     with Stack(args.repository, args) as stack:
         stack.warm_up(build_requests(titles, args.requests, seed=1))
         control = stack.start(control_payloads, args.fault_rate, duration, seed=4)[0].result()
-        before, cpu_s = ranker_counts(stack.metrics_ports), server_cpu_s(stack.server_pids)
+        before = ranker_counts(stack.metrics_ports)
         future, start = stack.start(payloads, args.fault_rate, duration, seed=4)
+        _sleep_until(start)
+        cpu = read_cpu(stack.server_pids)
         _sleep_until(start + duration * 0.25)
         killed = time.perf_counter() - start
         stack.triton.kill()
@@ -797,9 +827,7 @@ def scenario_killed(args: argparse.Namespace, titles: list[tuple[str, str]]) -> 
         ready = time.perf_counter() - start
         run = future.result()
         counts = (before, ranker_counts(stack.metrics_ports))
-        row = summarise(
-            "killed", args.fault_rate, run, counts, server_cpu_s(stack.server_pids) - cpu_s
-        )
+        row = summarise("killed", args.fault_rate, run, counts, (cpu, read_cpu(stack.server_pids)))
     row.notes.update(recovery(run.samples, killed, ready, control.samples))
     return [row]
 
@@ -865,6 +893,7 @@ COLUMNS = (
     ("srv_p99", ">9"),
     ("out_p99", ">9"),
     ("srv_cpu", ">9"),
+    ("host_busy", ">11"),
 )
 HEADER = "".join(f"{name:{alignment}}" for name, alignment in COLUMNS)
 
@@ -878,7 +907,7 @@ def format_row(row: Row) -> str:
         f"{row.cache_hit_rate:>10.1%}"
         f"{row.generator_lag_p99_ms:>9.2f}"
         f"{row.generator_cpu:>9.0%}{row.server_p99_ms:>9.2f}{row.outside_handler_p99_ms:>9.2f}"
-        f"{row.server_cpu_ms:>9.2f}"
+        f"{row.server_cpu_ms:>9.2f}{row.host_busy:>11.0%}"
     )
 
 

@@ -34,8 +34,10 @@ def sample(
 
 
 def warm_row(samples: list[load.Sample], cpu_s: float = 0.5) -> load.Row:
+    """`cpu_s`: the server's CPU seconds over the run; the host's two cores were busy 3 s of 4."""
     counts = (load.RankerCounts(0, 0, 0, 1, 0, 0), load.RankerCounts(90, 10, 2, 3, 1, 2))
-    return load.summarise("warm", 100.0, load.Run(samples, 0.12), counts, cpu_s)
+    cpu = (load.CpuReading(7.0, 100.0, 200.0), load.CpuReading(7.0 + cpu_s, 103.0, 204.0))
+    return load.summarise("warm", 100.0, load.Run(samples, 0.12), counts, cpu)
 
 
 def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handler_split():
@@ -51,6 +53,7 @@ def test_a_row_counts_late_answers_and_errors_and_keeps_errors_out_of_the_handle
     assert row.cache_hit_rate == pytest.approx(0.9)
     assert row.generator_cpu == pytest.approx(0.12)
     assert row.server_cpu_ms == pytest.approx(5.0)  # 0.5 s over 100 requests sent
+    assert row.host_busy == pytest.approx(0.75)
     assert row.notes["gc_pauses_over_10ms"] == 2
     assert row.notes["handler_overruns"] == 1
     assert row.notes["refused_by_queue_bound"] == 2
@@ -177,6 +180,17 @@ def test_server_cpu_counts_a_process_and_its_descendants_and_nothing_else():
         other.kill()
         for process in (parent, other):
             process.wait()
+
+
+def test_the_host_is_read_busy_for_at_least_the_cpu_a_process_burned():
+    before = load.read_cpu([])
+    burn = [sys.executable, "-c", BURN_THEN_WAIT.replace("60", "0"), "0.3"]
+    subprocess.run(burn, check=True, stdout=subprocess.DEVNULL)
+    after = load.read_cpu([])
+    busy_s = after.host_busy_s - before.host_busy_s
+    assert busy_s >= 0.25
+    assert after.host_s - before.host_s >= busy_s
+    assert after.server_s == before.server_s == 0.0
 
 
 def test_the_bare_server_ranks_by_the_history_and_serves_the_load_generator():
