@@ -20,23 +20,22 @@ killed mid-run and restarted; recovery is the time from Triton being ready again
 answer that found it unavailable, and the degraded share from 5 s after that, beside a control
 run of the same arrivals without the kill).
 
-The generator runs in a process of its own, spawned before any clock starts: the scenario's
-own work (killing and restarting Triton forks and polls) never stalls its event loop. Latency
-runs from the moment a request is sent; how late the generator sent it (its event loop's own
+The generator runs in a process of its own, spawned before any clock starts: the scenario's own
+work (killing and restarting Triton forks and polls) never stalls its event loop. Latency runs
+from the moment a request is sent; how late the generator sent it (its event loop's own
 lateness, which also delays stamping answers) is reported as `lag_p99` beside the generator's
 CPU share `gen_cpu`, not hidden in the latency. `srv_p99` is the ranker's handler time
 (`stage_ms` total) and `out_p99` the latency outside it: transport, gRPC and queueing in the
 ranker's event loop. `srv_cpu` is the server's CPU time per request sent, in milliseconds: all
-its processes and threads (the ranker's supervisor and workers, not Triton), from /proc over
-the run; the warm rows note it as a ratio to the bare server's at the same rate, `cpu_to_bare`.
+its processes and threads (the ranker's supervisor and workers, not Triton), from /proc over the
+run; the warm rows note it as a ratio to the bare server's at the same rate, `cpu_to_bare`.
 `host_busy` is the share of the host's cores busy over the run, whoever used them (the server,
-the generator, Triton, the rest).
-Answers that waited for Triton add the p99 of each part of that wait (`queue_p99_ms`,
-`tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in the workers are noted
-where they happened: `handler_overruns`, answers that left the handler past their budget less
-the margin (the server's share of the late ones), `refused_by_queue_bound`, refusals of
-requests that had lost over `max_queued_share` of their budget before the handler, and
-`gc_pauses_over_10ms`.
+the generator, Triton, the rest). Answers that waited for Triton add the p99 of each part of
+that wait (`queue_p99_ms`, `tokenize_p99_ms`, `triton_p99_ms`, from `stage_ms`). Rare events in
+the workers are noted where they happened: `handler_overruns`, answers that left the handler
+past their budget less the margin (the server's share of the late ones),
+`refused_by_queue_bound`, refusals of requests that had lost over `max_queued_share` of their
+budget before the handler, and `gc_pauses_over_10ms`.
 Triton runs `--triton-nice` below the ranker's CPU priority, as it should on a shared host
 (docs/operations.md).
 

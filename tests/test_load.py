@@ -151,7 +151,7 @@ end = time.process_time() + float(sys.argv[1])
 while time.process_time() < end:
     pass
 print("burned", flush=True)
-time.sleep(60)
+time.sleep(float(sys.argv[2]))
 """
 
 
@@ -159,7 +159,7 @@ def test_server_cpu_counts_a_process_and_its_descendants_and_nothing_else():
     """A server's workers are its supervisor's children: their CPU is the server's."""
     spawn_child = (
         "import subprocess, sys; "
-        "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], '0.4']); "
+        "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], '0.4', '60']); "
         "child.wait()"
     )
     parent = subprocess.Popen(
@@ -169,7 +169,7 @@ def test_server_cpu_counts_a_process_and_its_descendants_and_nothing_else():
         start_new_session=True,
     )
     other = subprocess.Popen(
-        [sys.executable, "-c", BURN_THEN_WAIT, "0.4"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", BURN_THEN_WAIT, "0.4", "60"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert parent.stdout.readline() == other.stdout.readline() == "burned\n"
@@ -184,7 +184,7 @@ def test_server_cpu_counts_a_process_and_its_descendants_and_nothing_else():
 
 def test_the_host_is_read_busy_for_at_least_the_cpu_a_process_burned():
     before = load.read_cpu([])
-    burn = [sys.executable, "-c", BURN_THEN_WAIT.replace("60", "0"), "0.3"]
+    burn = [sys.executable, "-c", BURN_THEN_WAIT, "0.3", "0"]
     subprocess.run(burn, check=True, stdout=subprocess.DEVNULL)
     after = load.read_cpu([])
     busy_s = after.host_busy_s - before.host_busy_s
