@@ -2,12 +2,13 @@
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 
+import grpc
 import pytest
 
-from ranker.budget import HighWaterMark
+from ranker.service import RequestFailed
+from ranker.v1 import ranker_pb2 as pb
 from tests.test_service import FakeEmbedder, request, service
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -24,18 +25,32 @@ def test_every_stage_of_every_call_is_kept(gap_s):
     assert refused == 0
 
 
-def test_a_call_refused_after_a_stall_is_made_again_and_not_timed():
-    """A host that stops the process past a budget makes the ranker refuse what follows (its
-    estimate of the loop's lateness); the measurement waits that out instead of failing."""
-    svc = service()
-    # A 200 ms stall, forgotten ten times faster than the ranker would: it refuses a 50 ms
-    # budget for the first 0.2 s, and has forgotten the stall after the 0.5 s pause.
-    stall = HighWaterMark(floor_s=0.0, clock=lambda: time.monotonic() * 10.0)
-    stall.observe(0.2)
-    svc.loop_lag.lag = stall
-    times, _, refused = asyncio.run(stages.measure(svc, [request(budget_ms=50)], 3))
-    assert refused >= 1
+class Refusing:
+    """The service, refusing its first `refusals` calls as its admission does after a stall of
+    the host (budget.LoopLag)."""
+
+    def __init__(self, refusals: int) -> None:
+        self.service = service()
+        self.refusals = refusals
+
+    async def rank(self, request: pb.RankRequest, time_left_s: float | None) -> pb.RankResponse:
+        if self.refusals:
+            self.refusals -= 1
+            raise RequestFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded")
+        return await self.service.rank(request, time_left_s)
+
+
+def test_a_call_refused_after_a_stall_is_made_again_and_not_timed(monkeypatch):
+    monkeypatch.setattr(stages, "STALL_PAUSE_S", 0.0)
+    times, _, refused = asyncio.run(stages.measure(Refusing(2), [request()], 3))
+    assert refused == 2
     assert all(len(calls) == 3 for calls in times.values())
+
+
+def test_a_host_too_busy_to_measure_on_still_fails(monkeypatch):
+    monkeypatch.setattr(stages, "STALL_PAUSE_S", 0.0)
+    with pytest.raises(RequestFailed, match="overloaded"):
+        asyncio.run(stages.measure(Refusing(stages.MAX_REFUSED + 1), [request()], 3))
 
 
 def test_a_degraded_call_is_not_timed_as_warm():
