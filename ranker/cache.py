@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from itertools import repeat
+from operator import is_
 
 import numpy as np
 
@@ -37,7 +39,8 @@ class EmbeddingCache:
             return [None] * len(texts)
         self._versions.move_to_end(version)
         found = list(map(entries.get, texts))
-        missing = sum(vector is None for vector in found)
+        # In C, as below: `None in found` would compare arrays with ==.
+        missing = sum(map(is_, found, repeat(None)))
         hits = texts
         if missing:
             hits = [text for text, vector in zip(texts, found, strict=True) if vector is not None]

@@ -15,6 +15,8 @@ import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import is_
 from pathlib import Path
 from typing import Protocol
 
@@ -97,11 +99,12 @@ class TritonTextEmbedder:
             vectors = np.zeros((len(texts), 1), dtype=np.float32)
             return Embeddings("", vectors, np.ones(len(texts), dtype=bool), ENCODER_UNAVAILABLE)
         cached_vectors = self.cache.get_many(model.label, texts)
-        hit_rows = [i for i, cached in enumerate(cached_vectors) if cached is not None]
-        if len(hit_rows) == len(texts):
+        # The common case, every text cached, found in C (`None in` would compare arrays).
+        if not any(map(is_, cached_vectors, repeat(None))):
             vectors = stacked(cached_vectors, model.dim)
             missing = np.zeros(len(texts), dtype=bool)
             return Embeddings(model.label, vectors, missing, encoder=self._encoder)
+        hit_rows = [i for i, cached in enumerate(cached_vectors) if cached is not None]
         vectors = np.zeros((len(texts), model.dim), dtype=np.float32)
         missing = np.ones(len(texts), dtype=bool)
         if hit_rows:
