@@ -38,6 +38,8 @@ class RequestFailed(Exception):
 def degradations(embeddings: Embeddings, candidates: int) -> list[str]:
     """What this answer gave up, in the words of docs/proto.md."""
     degraded = [embeddings.failure] if embeddings.failure else []
+    if not embeddings.missing.any():
+        return degraded
     if embeddings.missing[:candidates].any():
         degraded.append(CANDIDATES_WITHOUT_CONTENT)
     if embeddings.missing[candidates:].any():
@@ -203,12 +205,11 @@ class RankingService:
         stages.mark("embed", embeddings.wait_ms)
         after_embed_started = time.thread_time()
 
-        history_found = ~embeddings.missing[n:]
-        profile = self.interest_model.profile(
-            list(compress(history, history_found)),
-            embeddings.vectors[n:][history_found],
-            encoder=embeddings.encoder,
-        )
+        history_vectors = embeddings.vectors[n:]
+        if embeddings.missing[n:].any():
+            found = ~embeddings.missing[n:]
+            history, history_vectors = list(compress(history, found)), history_vectors[found]
+        profile = self.interest_model.profile(history, history_vectors, encoder=embeddings.encoder)
         # Candidates without an embedding have zero vectors: they are scored by what the
         # profile knows of them by id and by what the policy learned from feedback.
         vectors = embeddings.vectors[:n]
@@ -236,22 +237,20 @@ class RankingService:
         stages.mark("policy")
         response = ranker_pb2.RankResponse(
             event_id=event_id,
-            items=[
-                ranker_pb2.RankedItem(
-                    item_id=item_id, score=score, propensity=propensity, explored=explored
-                )
-                for item_id, score, propensity, explored in zip(
-                    shown,
-                    slate.scores.tolist(),
-                    slate.propensities.tolist(),
-                    slate.explored.tolist(),
-                    strict=True,
-                )
-            ],
             policy=slate.policy,
             model_version=embeddings.model_version,
             degraded=degradations(embeddings, n),
         )
+        # Added in place: a RankedItem built apart and then copied in costs half as much again.
+        add_item = response.items.add
+        for item_id, score, propensity, explored in zip(
+            shown,
+            slate.scores.tolist(),
+            slate.propensities.tolist(),
+            slate.explored.tolist(),
+            strict=True,
+        ):
+            add_item(item_id=item_id, score=score, propensity=propensity, explored=explored)
         stages.mark("serialize")
         response.stage_ms.update(stages.total())
         self.after_embed.observe(time.thread_time() - after_embed_started)
