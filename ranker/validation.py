@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import add, attrgetter, truediv
+from typing import Any
+
+from google.protobuf.message import Message
 
 from ranker.interest import EVENT_WEIGHTS, HistoryEvent
 from ranker.known_items import ItemTexts
@@ -36,68 +41,58 @@ def check_rank_request(
     known: ItemTexts,
     pinnable: Collection[str],
 ) -> RankInput:
-    _check_length("user_id", request.user_id, settings.max_id_chars)
-    if request.policy and request.policy not in pinnable:
+    user_id, policy = request.user_id, request.policy
+    _check_length("user_id", user_id, settings.max_id_chars)
+    if policy and policy not in pinnable:
         raise InvalidRequest(
-            f"policy: unknown policy {request.policy!r}; this server has {sorted(pinnable)}"
+            f"policy: unknown policy {policy!r}; this server has {sorted(pinnable)}"
         )
-    if not request.candidates:
+    candidates, events = request.candidates, request.history
+    if not candidates:
         raise InvalidRequest("candidates: at least one candidate is required")
-    _check_count("candidates", request.candidates, settings.max_candidates)
-    _check_count("history", request.history, settings.max_history)
-    if request.top_k > settings.max_top_k:
-        raise InvalidRequest(f"top_k: {request.top_k} is over the limit of {settings.max_top_k}")
-    if request.budget_ms > settings.max_budget_ms:
+    _check_count("candidates", candidates, settings.max_candidates)
+    _check_count("history", events, settings.max_history)
+    top_k, budget_ms = request.top_k, request.budget_ms
+    if top_k > settings.max_top_k:
+        raise InvalidRequest(f"top_k: {top_k} is over the limit of {settings.max_top_k}")
+    if budget_ms > settings.max_budget_ms:
         raise InvalidRequest(
-            f"budget_ms: {request.budget_ms} is over the limit of {settings.max_budget_ms}"
+            f"budget_ms: {budget_ms} is over the limit of {settings.max_budget_ms}"
         )
 
-    # One pass of protobuf reads, then checks over plain lists: field access is what costs, and
-    # each read of a message field builds a wrapper, so each is read once.
-    candidates = [(item.item_id, item.text) for item in request.candidates]
-    events = [
-        ((item := event.item).item_id, item.text, event.type, event) for event in request.history
-    ]
-    history_items = [(item_id, text) for item_id, text, _, _ in events]
-    _check_items("candidates[{}]", candidates, settings)
-    _check_items("history[{}].item", history_items, settings)
+    # Protobuf reads are what costs: each field is read once per message, and the messages are
+    # held in lists so that every read of one reuses its wrapper.
+    candidates, events = list(candidates), list(events)
+    items = _read(events, "item")
+    candidate_ids, history_ids = _read(candidates, "item_id"), _read(items, "item_id")
+    candidate_texts, history_texts = _read(candidates, "text"), _read(items, "text")
+    _check_items("candidates[{}]", candidate_ids, candidate_texts, settings)
+    _check_items("history[{}].item", history_ids, history_texts, settings)
 
     # Texts given anywhere in the request resolve id-only items everywhere in it.
-    fresh = {
-        item_id: stripped
-        for item_id, text in (*candidates, *history_items)
-        if (stripped := text.strip())
-    }
-    candidate_ids = [item_id for item_id, _ in candidates]
+    candidate_texts = list(map(str.strip, candidate_texts))
+    history_texts = list(map(str.strip, history_texts))
+    given = candidate_texts + history_texts
+    fresh = dict(compress(zip(candidate_ids + history_ids, given, strict=True), given))
     if len(set(candidate_ids)) < len(candidate_ids):
         seen: set[str] = set()
         for i, item_id in enumerate(candidate_ids):
             if item_id in seen:
                 raise InvalidRequest(f"candidates[{i}].item_id: duplicate id {item_id!r}")
             seen.add(item_id)
-    candidate_texts = _resolve_texts("candidates[{}]", candidates, known, fresh)
-    history_texts = _resolve_texts("history[{}].item", history_items, known, fresh)
-
-    history = []
-    for i, ((item_id, _, kind, event), text) in enumerate(zip(events, history_texts, strict=True)):
-        if kind not in EVENT_WEIGHTS:
-            raise InvalidRequest(f"history[{i}].type: unknown event type {kind}")
-        stamp = event.time
-        seconds, nanos = stamp.seconds, stamp.nanos
-        # An unset time reads as the epoch; only then is asking whether it was set worth a call.
-        if not (seconds or nanos) and not event.HasField("time"):
-            raise InvalidRequest(f"history[{i}].time: a timestamp is required")
-        history.append(HistoryEvent(item_id, text, kind, seconds + nanos / 1e9))
+    candidate_texts = _resolve_texts("candidates[{}]", candidate_ids, candidate_texts, known, fresh)
+    history_texts = _resolve_texts("history[{}].item", history_ids, history_texts, known, fresh)
+    history = _check_history(events, history_ids, history_texts)
 
     known.remember(fresh)
     return RankInput(
-        user_id=request.user_id,
+        user_id=user_id,
         history=history,
         candidate_ids=candidate_ids,
         candidate_texts=candidate_texts,
-        top_k=min(request.top_k or settings.default_top_k, len(candidate_ids)),
-        budget_ms=request.budget_ms or settings.default_budget_ms,
-        policy=request.policy,
+        top_k=min(top_k or settings.default_top_k, len(candidate_ids)),
+        budget_ms=budget_ms or settings.default_budget_ms,
+        policy=policy,
     )
 
 
@@ -113,14 +108,18 @@ def check_feedback_reward(request: ranker_pb2.FeedbackRequest) -> float:
     return 1.0 if positive else 0.0
 
 
-def _check_items(where: str, items: list[tuple[str, str]], settings: Settings) -> None:
+def _read(messages: list[Message], field: str) -> list[Any]:
+    """One field of every message; the loop runs in C (a request has hundreds of items)."""
+    return list(map(attrgetter(field), messages))
+
+
+def _check_items(where: str, ids: list[str], texts: list[str], settings: Settings) -> None:
     """Ids present and within limits; the whole list at once, the culprit only on failure."""
-    ids = [item_id for item_id, _ in items]
     if not all(ids):
         raise InvalidRequest(f"{where.format(ids.index(''))}.item_id: must not be empty")
     for name, values, limit in (
         ("item_id", ids, settings.max_id_chars),
-        ("text", [text for _, text in items], settings.max_text_chars),
+        ("text", texts, settings.max_text_chars),
     ):
         if max(map(len, values), default=0) > limit:
             i = next(i for i, value in enumerate(values) if len(value) > limit)
@@ -128,18 +127,46 @@ def _check_items(where: str, items: list[tuple[str, str]], settings: Settings) -
 
 
 def _resolve_texts(
-    where: str, items: list[tuple[str, str]], known: ItemTexts, fresh: dict[str, str]
+    where: str, ids: list[str], texts: list[str], known: ItemTexts, fresh: dict[str, str]
 ) -> list[str]:
-    """An item's own text, else one given for its id elsewhere in the request, else a known one."""
-    texts = []
-    for i, (item_id, text) in enumerate(items):
-        resolved = text.strip() or fresh.get(item_id) or known.text(item_id)
+    """An item's own text (stripped), else one given for its id elsewhere in the request, else a
+    known one."""
+    # The common request gives every text.
+    if all(texts):
+        return texts
+    resolved_texts = []
+    for i, (item_id, text) in enumerate(zip(ids, texts, strict=True)):
+        resolved = text or fresh.get(item_id) or known.text(item_id)
         if resolved is None:
             raise InvalidRequest(
                 f"{where.format(i)}.text: empty, and item {item_id!r} has not been seen with a text"
             )
-        texts.append(resolved)
-    return texts
+        resolved_texts.append(resolved)
+    return resolved_texts
+
+
+def _check_history(
+    events: list[ranker_pb2.BehaviorEvent], ids: list[str], texts: list[str]
+) -> list[HistoryEvent]:
+    kinds = _read(events, "type")
+    stamps = _read(events, "time")
+    seconds, nanos = _read(stamps, "seconds"), _read(stamps, "nanos")
+    times = list(map(add, seconds, map(truediv, nanos, repeat(1e9))))
+    # The common history has known types and nonzero times (an unset time reads as 0.0): then
+    # no event needs a closer look, and only a failing one pays for the loop.
+    if not (EVENT_WEIGHTS.keys() >= set(kinds) and all(times)):
+        for i, (event, kind, whole, fraction) in enumerate(
+            zip(events, kinds, seconds, nanos, strict=True)
+        ):
+            if kind not in EVENT_WEIGHTS:
+                raise InvalidRequest(f"history[{i}].type: unknown event type {kind}")
+            # An unset time reads as the epoch; only then is asking whether it was set worth a call.
+            if not (whole or fraction) and not event.HasField("time"):
+                raise InvalidRequest(f"history[{i}].time: a timestamp is required")
+    # tuple.__new__ builds them in C; the NamedTuple's own __new__ is a Python call each.
+    return list(
+        map(tuple.__new__, repeat(HistoryEvent), zip(ids, texts, kinds, times, strict=True))
+    )
 
 
 def _check_length(where: str, value: str, limit: int) -> None:
