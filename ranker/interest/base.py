@@ -75,20 +75,22 @@ class HistoryColumns(NamedTuple):
 def history_columns(
     events: Sequence[HistoryEvent], event_weights: Mapping[int, float]
 ) -> HistoryColumns:
-    index: dict[str, int] = {}
-    rows = []
-    first = []
-    for position, event in enumerate(events):
-        row = index.setdefault(event.item_id, len(index))
-        if row == len(first):
-            first.append(position)
-        rows.append(row)
+    if not events:
+        empty = np.zeros(0, dtype=np.int64)
+        return HistoryColumns({}, empty, empty, np.zeros(0), np.zeros(0))
+    # Column by column in C (zip, dict, map): a history has dozens of events.
+    item_ids, _, types, times = zip(*events, strict=True)
+    count = len(item_ids)
+    distinct = dict.fromkeys(item_ids)
+    index = dict(zip(distinct, range(len(distinct)), strict=True))
+    # Written from the last event back, each item keeps the position of its first.
+    first = dict(zip(reversed(item_ids), range(count - 1, -1, -1), strict=True))
     return HistoryColumns(
         index,
-        np.array(rows, dtype=np.int64),
-        np.array(first, dtype=np.int64),
-        np.array([e.time_s for e in events], dtype=np.float64),
-        np.array([event_weights[e.type] for e in events], dtype=np.float64),
+        np.fromiter(map(index.__getitem__, item_ids), np.int64, count),
+        np.fromiter(map(first.__getitem__, index), np.int64, len(index)),
+        np.array(times, dtype=np.float64),
+        np.fromiter(map(event_weights.__getitem__, types), np.float64, count),
     )
 
 
@@ -96,7 +98,7 @@ def decay(times: np.ndarray, half_life_hours: float | np.ndarray) -> np.ndarray:
     """exp2(-age / half-life); ages count from the newest event, since a Rank request carries
     no clock of its own and the reference cancels out of every normalised score. Half-lives in
     a column give a row per half-life."""
-    return np.exp2(-(times.max() - times) / (half_life_hours * HOUR_S))
+    return np.exp2((times - times.max()) / (half_life_hours * HOUR_S))
 
 
 def unit(vector: np.ndarray) -> np.ndarray | None:

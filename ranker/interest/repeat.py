@@ -9,8 +9,10 @@ the two-stream model weighs old against new items with them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -33,10 +35,14 @@ class RepeatScores:
 
     def of(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Each score per candidate, 0 for candidates that are not history items."""
-        rows = np.array([self.index.get(i, -1) for i in item_ids], dtype=np.int64)
+        # In C: most requests offer no item the user took before.
+        if not self.index.keys() & item_ids:
+            known, frequency, recent = np.zeros((3, len(item_ids)))
+            return {"known": known, "frequency": frequency, "recent": recent}
+        rows = np.fromiter(map(self.index.get, item_ids, repeat(-1)), np.int64, len(item_ids))
         found = rows >= 0
         return {
-            name: np.where(found, values[rows], 0.0) if len(values) else np.zeros(len(rows))
+            name: np.where(found, values[rows], 0.0)
             for name, values in (
                 ("known", self.known),
                 ("frequency", self.frequency),
@@ -55,15 +61,15 @@ def habits(presence: np.ndarray) -> dict[str, float]:
     """From the items x baskets presence matrix, baskets oldest first."""
     taken = presence > 0
     items, baskets = taken.shape
-    pairs = int(taken.sum())
-    after_first = pairs - int(taken[:, 0].sum())
+    pairs = np.count_nonzero(taken)
+    after_first = pairs - np.count_nonzero(taken[:, 0])
     # Each item's first basket is not a repeat; every later one is.
     repeats = pairs - items
     return {
         "repeat_share": (repeats + 1.0) / (after_first + 2.0),
-        "baskets": float(np.log(baskets)),
-        "basket_size": float(np.log(pairs / baskets)),
-        "variety": float(np.log(items)),
+        "baskets": math.log(baskets),
+        "basket_size": math.log(pairs / baskets),
+        "variety": math.log(items),
     }
 
 
@@ -81,20 +87,20 @@ def repeat_scores(
         empty = np.zeros(0)
         return RepeatScores({}, empty, empty, empty, NO_HABITS)
     strength = history.weights / max(event_weights.values())
-    basket_times = np.unique(history.times)
-    basket = basket_times.searchsorted(history.times)  # half the time of return_inverse
+    # Sorted as Python floats: a tenth of np.unique's cost on a few dozen events.
+    basket_times = np.array(sorted(set(history.times.tolist())))
+    basket = basket_times.searchsorted(history.times)
     presence = np.zeros((len(history.index), len(basket_times)))
     np.maximum.at(presence, (history.rows, basket), strength)
     weights = decay(basket_times, half_life_hours)
     # Baskets are oldest first: an item's latest is the highest of its events' baskets.
     latest = np.zeros(len(history.index), dtype=np.int64)
     np.maximum.at(latest, history.rows, basket)
-    baskets_since = len(basket_times) - 1 - latest
     return RepeatScores(
         history.index,
         known=presence.max(axis=1),
         frequency=presence @ weights / weights.sum(),
         recent=presence[np.arange(len(history.index)), latest]
-        * np.exp2(-baskets_since / recent_baskets),
+        * np.exp2((latest - (len(basket_times) - 1)) / recent_baskets),
         habits=habits(presence),
     )

@@ -32,21 +32,29 @@ class HistoryItems:
         Low temperatures approach the best match; 0 where nothing else is in the history, and
         for candidates without content (a zero cosine everywhere)."""
         scores = np.zeros(len(item_ids), dtype=np.float64)
-        if not len(self.weights) or vectors.ndim != 2 or vectors.shape[1] != self.vectors.shape[1]:
+        total = self.weights.sum()
+        if not total > 0.0 or vectors.ndim != 2 or vectors.shape[1] != self.vectors.shape[1]:
             return scores
         logits = vectors @ self.vectors.T.astype(vectors.dtype, copy=False)
         logits = logits.astype(np.float32, copy=False)
         logits /= temperature
-        own = [(row, self.index[i]) for row, i in enumerate(item_ids) if i in self.index]
-        total = np.full(len(item_ids), self.weights.sum())
+        # Found in C: most requests offer no item the user took before, and then every
+        # candidate is compared with every history item.
+        own = self.index.keys() & item_ids
+        kept = slice(None)
+        totals: float | np.ndarray = total
         if own:
-            rows, columns = np.array(own).T
+            rows = [row for row, i in enumerate(item_ids) if i in own]
+            columns = [self.index[item_ids[row]] for row in rows]
             logits[rows, columns] = -np.inf
-            total[rows] -= self.weights[columns]
-        kept = total > 1e-12 * self.weights.sum()
-        logits = logits[kept]
+            totals = np.full(len(item_ids), total)
+            totals[rows] -= self.weights[columns]
+            kept = totals > 1e-12 * total
+            logits = logits[kept]
+            totals = totals[kept]
         top = logits.max(axis=1, keepdims=True)
-        mean = np.exp(logits - top) @ self.weights / total[kept]
+        logits -= top
+        mean = np.exp(logits, out=logits) @ self.weights / totals
         scores[kept] = temperature * (np.log(mean) + top[:, 0])
         return scores
 
@@ -58,6 +66,10 @@ def history_items(
     event's vector, the sum of the weights) and keeps the `limit` heaviest items: the
     candidates x items product is most of a profile's cost."""
     summed = np.bincount(history.rows, weights=weights, minlength=len(history.index))
+    if len(summed) <= limit:
+        # All kept, in their order: with one event per item, the events' own vectors.
+        firsts = vectors if len(summed) == len(vectors) else vectors[history.first]
+        return HistoryItems(history.index, firsts, summed)
     kept = np.sort(np.argsort(-summed, kind="stable")[:limit])
     names = list(history.index)
     return HistoryItems(

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,20 @@ DISCOVERY_PARTS = ("similarity", "interest", *HABITS)
 WEIGHTS_PATH = Path(__file__).with_name("stream_weights.json")
 CONTENT_LISTS = ("repeat_content", "discovery_content")
 WEIGHT_LISTS = ("repeat", "discovery", *CONTENT_LISTS)
+# The parts that differ per candidate, the content priors last: both streams weigh them in one
+# product, each prior by 1.0 in its own stream and 0.0 in the other.
+CANDIDATE_PARTS = ("frequency", "recent", "similarity", "interest", *CONTENT_LISTS)
+
+
+class LogOdds(NamedTuple):
+    """The streams' weights arranged for `stream_probability`."""
+
+    # Per candidate part (a row), its weight in the repeat and in the discovery stream.
+    slopes: np.ndarray
+    # Per habit, its name and its weights in the two streams.
+    habits: tuple[tuple[str, float, float], ...]
+    # The repeat and the discovery bias, the latter shifted.
+    biases: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,19 @@ class StreamWeights:
         """The content weights as arrays, made once: converting 384 floats on every request
         took as long as scoring with them."""
         return {name: np.asarray(getattr(self, name)) for name in CONTENT_LISTS}
+
+    @cached_property
+    def log_odds(self) -> LogOdds:
+        repeat = dict(zip(("bias", *REPEAT_PARTS), self.repeat, strict=True))
+        discovery = dict(zip(("bias", *DISCOVERY_PARTS), self.discovery, strict=True))
+        repeat["repeat_content"] = discovery["discovery_content"] = 1.0
+        return LogOdds(
+            np.array(
+                [[repeat.get(name, 0.0), discovery.get(name, 0.0)] for name in CANDIDATE_PARTS]
+            ),
+            tuple((name, repeat[name], discovery[name]) for name in HABITS),
+            (repeat["bias"], discovery["bias"] + self.discovery_shift),
+        )
 
     def for_encoder(self, encoder: str) -> StreamWeights:
         """These weights, without the content prior unless `encoder` made the embeddings it
@@ -111,28 +139,24 @@ def content_parts(vectors: np.ndarray, weights: StreamWeights) -> dict[str, np.n
     return parts
 
 
-def log_odds(
-    parts: Mapping[str, np.ndarray | float], names: Sequence[str], weights: Sequence[float]
-) -> np.ndarray:
-    """A part may be one number for every candidate (a habit of the user's): the same sum, in
-    the same order, as with that number repeated per candidate."""
-    bias, *slopes = weights
-    return bias + sum(w * parts[name] for w, name in zip(slopes, names, strict=True))
-
-
 def stream_probability(
     parts: Mapping[str, np.ndarray | float], weights: StreamWeights
 ) -> np.ndarray:
     """Each candidate's probability from its own stream: repeat if the user took it, else
     discovery (plus the shift). `parts` holds the profile's scores, the user's habits (arrays
-    or one number each, see `log_odds`) and `content_parts`."""
-    repeat = log_odds(parts, REPEAT_PARTS, weights.repeat) + parts["repeat_content"]
-    discovery = (
-        log_odds(parts, DISCOVERY_PARTS, weights.discovery)
-        + parts["discovery_content"]
-        + weights.discovery_shift
-    )
-    return 1.0 / (1.0 + np.exp(-np.where(parts["known"] > 0.0, repeat, discovery)))
+    or one number each) and `content_parts`: arrays of any shape, one value per candidate."""
+    slopes, habits, (repeat_bias, discovery_bias) = weights.log_odds
+    # A habit that is one number for every candidate joins the bias: the same sums, in the same
+    # order, as with that number repeated per candidate, so serving gets the bits fitting got.
+    for name, to_repeat, to_discovery in habits:
+        repeat_bias = repeat_bias + to_repeat * parts[name]
+        discovery_bias = discovery_bias + to_discovery * parts[name]
+    # Transposed, the streams are the last axis whatever the parts' shape: one product for
+    # both streams and all candidates.
+    per_candidate = np.array([parts[name] for name in CANDIDATE_PARTS]).T
+    both = per_candidate @ slopes + np.array([repeat_bias, discovery_bias]).T
+    chosen = np.where(parts["known"].T > 0.0, both[..., 0], both[..., 1]).T
+    return 1.0 / (1.0 + np.exp(-chosen))
 
 
 @dataclass(frozen=True)
