@@ -28,9 +28,12 @@ def recency_weights(history: HistoryColumns, half_lives_hours: Sequence[float]) 
 def weighted_interests(weights: np.ndarray, vectors: np.ndarray) -> list[np.ndarray | None]:
     """Per row of `weights`, the weighted sum of `vectors` as a float32 unit vector, or None
     when it has no direction."""
+    wide = vectors.astype(np.float64)
     interests = []
-    for summed in weights @ vectors.astype(np.float64):
-        direction = unit(summed)
+    # A row at a time: a vector-matrix product reads `wide` as it is, where a matrix product
+    # first copies it into its own layout.
+    for row in weights:
+        direction = unit(row @ wide)
         interests.append(None if direction is None else direction.astype(np.float32))
     return interests
 

@@ -73,8 +73,9 @@ class StreamWeights:
     @cached_property
     def content_arrays(self) -> dict[str, np.ndarray]:
         """The content weights as arrays, made once: converting 384 floats on every request
-        took as long as scoring with them."""
-        return {name: np.asarray(getattr(self, name)) for name in CONTENT_LISTS}
+        took as long as scoring with them. In the embeddings' precision, float32: the weights
+        are stored to five decimals."""
+        return {name: np.asarray(getattr(self, name), dtype=np.float32) for name in CONTENT_LISTS}
 
     @cached_property
     def log_odds(self) -> LogOdds:
