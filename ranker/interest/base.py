@@ -81,14 +81,20 @@ def history_columns(
     # Column by column in C (zip, dict, map): a history has dozens of events.
     item_ids, _, types, times = zip(*events, strict=True)
     count = len(item_ids)
-    distinct = dict.fromkeys(item_ids)
-    index = dict(zip(distinct, range(len(distinct)), strict=True))
-    # Written from the last event back, each item keeps the position of its first.
-    first = dict(zip(reversed(item_ids), range(count - 1, -1, -1), strict=True))
+    index = dict(zip(item_ids, range(count), strict=True))
+    if len(index) == count:
+        # Each event its own item: its row and its first event are its position.
+        rows = first = np.arange(count)
+    else:
+        index = dict(zip(dict.fromkeys(item_ids), range(count), strict=False))
+        # Written from the last event back, each item keeps the position of its first.
+        firsts = dict(zip(reversed(item_ids), range(count - 1, -1, -1), strict=True))
+        rows = np.fromiter(map(index.__getitem__, item_ids), np.int64, count)
+        first = np.fromiter(map(firsts.__getitem__, index), np.int64, len(index))
     return HistoryColumns(
         index,
-        np.fromiter(map(index.__getitem__, item_ids), np.int64, count),
-        np.fromiter(map(first.__getitem__, index), np.int64, len(index)),
+        rows,
+        first,
         np.array(times, dtype=np.float64),
         np.fromiter(map(event_weights.__getitem__, types), np.float64, count),
     )

@@ -36,7 +36,7 @@ class RepeatScores:
     def of(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Each score per candidate, 0 for candidates that are not history items."""
         # In C: most requests offer no item the user took before.
-        if not self.index.keys() & item_ids:
+        if self.index.keys().isdisjoint(item_ids):
             known, frequency, recent = np.zeros((3, len(item_ids)))
             return {"known": known, "frequency": frequency, "recent": recent}
         rows = np.fromiter(map(self.index.get, item_ids, repeat(-1)), np.int64, len(item_ids))

@@ -35,27 +35,28 @@ class HistoryItems:
         total = self.weights.sum()
         if not total > 0.0 or vectors.ndim != 2 or vectors.shape[1] != self.vectors.shape[1]:
             return scores
-        logits = vectors @ self.vectors.T.astype(vectors.dtype, copy=False)
+        # Items x candidates: the maximum per candidate and the shift by it then run along
+        # whole rows, where candidates x items broadcast a number per row through a buffer.
+        logits = self.vectors.astype(vectors.dtype, copy=False) @ vectors.T
         logits = logits.astype(np.float32, copy=False)
         logits /= temperature
-        # Found in C: most requests offer no item the user took before, and then every
-        # candidate is compared with every history item.
-        own = self.index.keys() & item_ids
         kept = slice(None)
         totals: float | np.ndarray = total
-        if own:
-            rows = [row for row, i in enumerate(item_ids) if i in own]
+        # In C: most requests offer no item the user took before, and then every candidate is
+        # compared with every history item.
+        if not self.index.keys().isdisjoint(item_ids):
+            rows = [row for row, i in enumerate(item_ids) if i in self.index]
             columns = [self.index[item_ids[row]] for row in rows]
-            logits[rows, columns] = -np.inf
+            logits[columns, rows] = -np.inf
             totals = np.full(len(item_ids), total)
             totals[rows] -= self.weights[columns]
             kept = totals > 1e-12 * total
-            logits = logits[kept]
+            logits = logits[:, kept]
             totals = totals[kept]
-        top = logits.max(axis=1, keepdims=True)
+        top = logits.max(axis=0)
         logits -= top
-        mean = np.exp(logits, out=logits) @ self.weights / totals
-        scores[kept] = temperature * (np.log(mean) + top[:, 0])
+        mean = self.weights @ np.exp(logits, out=logits) / totals
+        scores[kept] = temperature * (np.log(mean) + top)
         return scores
 
 
