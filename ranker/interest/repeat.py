@@ -87,20 +87,28 @@ def repeat_scores(
         empty = np.zeros(0)
         return RepeatScores({}, empty, empty, empty, NO_HABITS)
     strength = history.weights / max(event_weights.values())
-    # Sorted as Python floats: a tenth of np.unique's cost on a few dozen events.
+    # Sorted as Python floats, in C: np.unique takes half a dozen array operations.
     basket_times = np.array(sorted(set(history.times.tolist())))
     basket = basket_times.searchsorted(history.times)
-    presence = np.zeros((len(history.index), len(basket_times)))
-    np.maximum.at(presence, (history.rows, basket), strength)
+    items = len(history.index)
+    presence = np.zeros((items, len(basket_times)))
+    if items == len(history.times):
+        # Each event its own item (history_columns: its row is its position): one event per
+        # item and basket, so the item's strongest and latest are its event's.
+        presence[history.rows, basket] = strength
+        known, latest, latest_strength = strength, basket, strength
+    else:
+        np.maximum.at(presence, (history.rows, basket), strength)
+        # Baskets are oldest first: an item's latest is the highest of its events' baskets.
+        latest = np.zeros(items, dtype=np.int64)
+        np.maximum.at(latest, history.rows, basket)
+        known = presence.max(axis=1)
+        latest_strength = presence[np.arange(items), latest]
     weights = decay(basket_times, half_life_hours)
-    # Baskets are oldest first: an item's latest is the highest of its events' baskets.
-    latest = np.zeros(len(history.index), dtype=np.int64)
-    np.maximum.at(latest, history.rows, basket)
     return RepeatScores(
         history.index,
-        known=presence.max(axis=1),
+        known=known,
         frequency=presence @ weights / weights.sum(),
-        recent=presence[np.arange(len(history.index)), latest]
-        * np.exp2((latest - (len(basket_times) - 1)) / recent_baskets),
+        recent=latest_strength * np.exp2((latest - (len(basket_times) - 1)) / recent_baskets),
         habits=habits(presence),
     )
