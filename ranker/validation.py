@@ -61,8 +61,8 @@ def check_rank_request(
         )
 
     # Protobuf reads are what costs: each field is read once per message, and the messages are
-    # held in lists so that every read of one reuses its wrapper.
-    candidates, events = list(candidates), list(events)
+    # held in lists (a slice builds them in one C call) so that every read reuses one wrapper.
+    candidates, events = candidates[:], events[:]
     items = _read(events, "item")
     candidate_ids, history_ids = _read(candidates, "item_id"), _read(items, "item_id")
     candidate_texts, history_texts = _read(candidates, "text"), _read(items, "text")
@@ -72,14 +72,15 @@ def check_rank_request(
     # Texts given anywhere in the request resolve id-only items everywhere in it.
     candidate_texts = list(map(str.strip, candidate_texts))
     history_texts = list(map(str.strip, history_texts))
-    given = candidate_texts + history_texts
-    fresh = dict(compress(zip(candidate_ids + history_ids, given, strict=True), given))
-    if len(set(candidate_ids)) < len(candidate_ids):
+    fresh = dict(compress(zip(candidate_ids, candidate_texts, strict=True), candidate_texts))
+    # Each candidate with a text is in `fresh` once, by its id: when all are, no two share one.
+    if len(fresh) < len(candidate_ids) and len(set(candidate_ids)) < len(candidate_ids):
         seen: set[str] = set()
         for i, item_id in enumerate(candidate_ids):
             if item_id in seen:
                 raise InvalidRequest(f"candidates[{i}].item_id: duplicate id {item_id!r}")
             seen.add(item_id)
+    fresh.update(compress(zip(history_ids, history_texts, strict=True), history_texts))
     candidate_texts = _resolve_texts("candidates[{}]", candidate_ids, candidate_texts, known, fresh)
     history_texts = _resolve_texts("history[{}].item", history_ids, history_texts, known, fresh)
     history = _check_history(events, history_ids, history_texts)
@@ -121,7 +122,7 @@ def _check_items(where: str, ids: list[str], texts: list[str], settings: Setting
         ("item_id", ids, settings.max_id_chars),
         ("text", texts, settings.max_text_chars),
     ):
-        if max(map(len, values), default=0) > limit:
+        if len(max(values, key=len, default="")) > limit:
             i = next(i for i, value in enumerate(values) if len(value) > limit)
             _check_length(f"{where.format(i)}.{name}", values[i], limit)
 
