@@ -20,6 +20,7 @@ Pinning the meta-policy's own name lets it choose as usual.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
@@ -80,7 +81,9 @@ class Members:
 
     def rank(self, name: str, context: RankContext, top_k: int) -> Slate:
         with self._lock:
-            slate = replace(self.policies[name].rank(context, top_k), policy=name)
+            slate = self.policies[name].rank(context, top_k)
+            if slate.policy != name:
+                slate = replace(slate, policy=name)
             for observer in self.observers:
                 if name not in observer.fed_by:
                     observer.state.observe_shown(context, slate)
@@ -147,15 +150,16 @@ class Exp3Ensemble:
         self.exploration = exploration
         self.max_slate_reward = max_slate_reward
         self._names = self._members.names
+        # Python lists, not numpy: for a handful of members the calls cost more than the sums.
         self._log_weights = {
-            segment: np.zeros(len(self._names)) for segment in (WITH_INTEREST, WITHOUT_INTEREST)
+            segment: [0.0] * len(self._names) for segment in (WITH_INTEREST, WITHOUT_INTEREST)
         }
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
     def probabilities(self, segment: str = WITH_INTEREST) -> dict[str, float]:
         with self._lock:
-            return dict(zip(self._names, self._probabilities(segment).tolist(), strict=True))
+            return dict(zip(self._names, self._probabilities(segment), strict=True))
 
     def rank(self, context: RankContext, top_k: int) -> Slate:
         pinned = self._members.pinned_slate(self.name, context, top_k)
@@ -163,8 +167,7 @@ class Exp3Ensemble:
             return pinned
         with self._lock:
             probabilities = self._probabilities(segment_of(context.interest))
-            # In Python, not numpy: for a handful of members the calls cost more than the sums.
-            ends = list(accumulate(probabilities.tolist()))
+            ends = list(accumulate(probabilities))
             chosen = bisect_left(ends, self._rng.random() * ends[-1])
             chosen = min(chosen, len(self._names) - 1)
         slate = self._members.rank(self._names[chosen], context, top_k)
@@ -181,10 +184,13 @@ class Exp3Ensemble:
             step = self.exploration * reward / self.max_slate_reward / probability
             self._log_weights[segment][chosen] += step / len(self._names)
 
-    def _probabilities(self, segment: str) -> np.ndarray:
+    def _probabilities(self, segment: str) -> list[float]:
         log_weights = self._log_weights[segment]
-        weights = np.exp(log_weights - log_weights.max())
-        return (1.0 - self.exploration) * weights / weights.sum() + self.exploration / len(weights)
+        top = max(log_weights)
+        weights = [math.exp(weight - top) for weight in log_weights]
+        total = sum(weights)
+        uniform = self.exploration / len(weights)
+        return [(1.0 - self.exploration) * weight / total + uniform for weight in weights]
 
 
 class TrafficSplit:
