@@ -127,19 +127,33 @@ def top_k_order(scores: np.ndarray, top_k: int) -> np.ndarray:
     # Array methods, not their np.* twins: at a slate's size the wrappers cost a third.
     descending = -scores
     if top_k < len(scores):
-        # A partial sort first: 1,000 candidates for a slate of 10 need not be sorted whole.
-        head = descending.argpartition(top_k - 1)[:top_k]
-        if np.count_nonzero(descending <= descending[head].max()) == top_k:
+        head = _top_k_unordered(descending, top_k)
+        if head is not None:
             head.sort()
             return head[descending[head].argsort(kind="stable")]
     return descending.argsort(kind="stable")[:top_k]
 
 
+def _top_k_unordered(descending: np.ndarray, top_k: int) -> np.ndarray | None:
+    """The positions of the top_k smallest values, in no order, or None when a tie at the cut
+    leaves to the candidates' order which of them make it (top_k below the length)."""
+    # A partial sort: 1,000 candidates for a slate of 10 need not be sorted whole.
+    head = descending.argpartition(top_k - 1)[:top_k]
+    # The cut in Python: a numpy reduction costs more than the list for a slate of ten.
+    if np.count_nonzero(descending <= max(descending[head].tolist())) == top_k:
+        return head
+    return None
+
+
 def explored_mask(indices: np.ndarray, exploit: np.ndarray, top_k: int) -> np.ndarray:
     """True for slate items that exploitation alone would have left out of the slate."""
-    # A slate-by-slate comparison: np.isin sorts, which costs more for a slate of ten.
-    greedy = top_k_order(exploit, top_k)
-    return ~(indices[:, None] == greedy[None, :]).any(axis=1)
+    # Exploitation's slate as a set, unordered where it can be, and membership in Python:
+    # np.isin sorts, and array comparisons cost more than the lists for a slate of ten.
+    greedy = _top_k_unordered(-exploit, top_k) if top_k < len(exploit) else None
+    if greedy is None:
+        greedy = top_k_order(exploit, top_k)
+    chosen = set(greedy.tolist())
+    return np.array([index not in chosen for index in indices.tolist()], dtype=bool)
 
 
 def slate_from_scores(scores: np.ndarray, exploit: np.ndarray, top_k: int, policy: str) -> Slate:
@@ -168,9 +182,14 @@ def propensities_against_rival(
         return np.ones(len(indices))
     rest = exploit.copy()
     rest[indices] = -np.inf
-    rival = int(np.argmax(rest))
-    stds = score_std(np.append(indices, rival))
-    spread = np.sqrt(stds[:-1] ** 2 + stds[-1] ** 2)
-    z = (exploit[indices] - exploit[rival]) / np.maximum(spread, 1e-12) / math.sqrt(2.0)
-    beaten = np.array([0.5 * math.erfc(-value) for value in z.tolist()])
-    return np.clip(beaten, MIN_PROPENSITY, 1.0)
+    rival = int(rest.argmax())
+    stds = score_std(np.concatenate((indices, (rival,)))).tolist()
+    # In Python from here: numpy's calls cost more than the arithmetic for a slate of ten.
+    rival_variance = stds[-1] ** 2
+    rival_score = exploit.item(rival)
+    beaten = []
+    for score, std in zip(exploit[indices].tolist(), stds[:-1], strict=True):
+        spread = max(math.sqrt(std * std + rival_variance), 1e-12)
+        beats = 0.5 * math.erfc(-((score - rival_score) / spread / math.sqrt(2.0)))
+        beaten.append(min(max(beats, MIN_PROPENSITY), 1.0))
+    return np.array(beaten)
