@@ -69,6 +69,9 @@ class CandidateFeatures:
         self.vectors = vectors.astype(np.float32, copy=False)
         self._projection = user_projection
         self._all: np.ndarray | None = None
+        # The rows last formed, and where each candidate's row is among them.
+        self._formed: np.ndarray | None = None
+        self._formed_at: dict[int, int] = {}
 
     def along(self, direction: np.ndarray) -> np.ndarray:
         """x^T direction per item."""
@@ -76,9 +79,17 @@ class CandidateFeatures:
         return (self.vectors @ projected).astype(np.float64)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
+        """The items' feature rows. A policy asks twice for a slate's (its propensities, then its
+        update), and a small product costs as much as a large one: rows once formed are kept."""
         if self._all is not None:
             return self._all[indices]
-        return self.vectors[indices] @ self._projection
+        wanted = indices.tolist()
+        kept = [self._formed_at.get(index) for index in wanted]
+        if self._formed is not None and None not in kept:
+            return self._formed[kept]
+        self._formed = self.vectors[indices] @ self._projection
+        self._formed_at = {index: row for row, index in enumerate(wanted)}
+        return self._formed
 
     def all(self) -> np.ndarray:
         if self._all is None:
