@@ -5,8 +5,10 @@ large the catalogue that passes through the ranker. Counts live in numpy arrays 
 slot per item, so reading 1,000 candidates' counts is one gather, not 1,000 small lists.
 
 With `discount` below 1 the statistics forget: every recorded slate multiplies all earlier
-shows and rewards by `discount` (lazily, per item, when it is next read or touched), which is
-how policies follow interests that drift. discount=1 keeps plain cumulative counts.
+shows and rewards by `discount`, which is how policies follow interests that drift. Counts are
+stored in units that make this free: a count recorded now is stored divided by discount **
+(slates since a rescale) and read back multiplied by it, so a slate touches no count but its
+own items'. discount=1 keeps plain cumulative counts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from itertools import repeat
 from typing import Protocol
 
 import numpy as np
+
+# Stored counts grow as 1 / discount ** slates: they are rescaled long before they overflow.
+RESCALE_BELOW = 1e-100
 
 
 class ItemStatsStore(Protocol):
@@ -43,9 +48,10 @@ class InMemoryItemStats:
         # an unknown item's slot -1 reads, so reading counts needs no mask.
         self._shows = np.zeros(capacity + 1)
         self._rewards = np.zeros(capacity + 1)
-        # The slate count at which each slot's counts were last brought up to date.
-        self._updated_at = np.zeros(capacity + 1)
-        self._slates = 0
+        # What a stored count is multiplied by to read it now: discount ** the slates since the
+        # stored counts were last rescaled.
+        self._now = 1.0
+        self._slates_since_rescale = 0
         self._total_shows = 0.0
 
     @property
@@ -58,20 +64,31 @@ class InMemoryItemStats:
         )
         if self.discount == 1.0:
             return self._shows[slots], self._rewards[slots]
-        decay = self.discount ** (self._slates - self._updated_at[slots])
-        return self._shows[slots] * decay, self._rewards[slots] * decay
+        return self._shows[slots] * self._now, self._rewards[slots] * self._now
 
     def record_shows(self, item_ids: Sequence[str]) -> None:
-        self._slates += 1
+        self._forget_one_slate()
         self._total_shows = self._total_shows * self.discount + len(item_ids)
+        shown = 1.0 / self._now
         for item_id in item_ids:
-            self._shows[self._fresh_slot(item_id)] += 1.0
+            self._shows[self._slot(item_id)] += shown
 
     def record_reward(self, item_id: str, reward: float) -> None:
-        self._rewards[self._fresh_slot(item_id)] += reward
+        self._rewards[self._slot(item_id)] += reward / self._now
 
-    def _fresh_slot(self, item_id: str) -> int:
-        """The item's slot with its counts decayed up to now, taking the oldest slot if new."""
+    def _forget_one_slate(self) -> None:
+        if self.discount == 1.0:
+            return
+        self._slates_since_rescale += 1
+        self._now = self.discount**self._slates_since_rescale
+        if self._now < RESCALE_BELOW:
+            self._shows *= self._now
+            self._rewards *= self._now
+            self._now = 1.0
+            self._slates_since_rescale = 0
+
+    def _slot(self, item_id: str) -> int:
+        """The item's slot, taking the oldest slot, emptied, if the item is new."""
         slot = self._slots.get(item_id)
         if slot is None:
             if len(self._slots) < self.capacity:
@@ -82,9 +99,4 @@ class InMemoryItemStats:
             self._shows[slot] = self._rewards[slot] = 0.0
         else:
             self._slots.move_to_end(item_id)
-            if self.discount < 1.0:
-                decay = self.discount ** (self._slates - self._updated_at[slot])
-                self._shows[slot] *= decay
-                self._rewards[slot] *= decay
-        self._updated_at[slot] = self._slates
         return slot
