@@ -69,9 +69,9 @@ class CandidateFeatures:
         self.vectors = vectors.astype(np.float32, copy=False)
         self._projection = user_projection
         self._all: np.ndarray | None = None
-        # The rows last formed, and where each candidate's row is among them.
+        # The rows last formed, and the candidates they were formed for, in order.
         self._formed: np.ndarray | None = None
-        self._formed_at: dict[int, int] = {}
+        self._formed_for: list[int] = []
 
     def along(self, direction: np.ndarray) -> np.ndarray:
         """x^T direction per item."""
@@ -79,16 +79,16 @@ class CandidateFeatures:
         return (self.vectors @ projected).astype(np.float64)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
-        """The items' feature rows. A policy asks twice for a slate's (its propensities, then its
-        update), and a small product costs as much as a large one: rows once formed are kept."""
+        """The items' feature rows. A policy asks twice for a slate's (its propensities, for the
+        slate and a rival after it, then its update, for the slate), and a small product costs as
+        much as a large one: rows once formed serve a later call for a prefix of them."""
         if self._all is not None:
             return self._all[indices]
         wanted = indices.tolist()
-        kept = [self._formed_at.get(index) for index in wanted]
-        if self._formed is not None and None not in kept:
-            return self._formed[kept]
+        if self._formed is not None and self._formed_for[: len(wanted)] == wanted:
+            return self._formed[: len(wanted)]
         self._formed = self.vectors[indices] @ self._projection
-        self._formed_at = {index: row for row, index in enumerate(wanted)}
+        self._formed_for = wanted
         return self._formed
 
     def all(self) -> np.ndarray:
