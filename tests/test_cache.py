@@ -49,3 +49,11 @@ def test_a_version_not_looked_up_lately_is_evicted_before_the_served_one():
     assert cache.get("1", "a") is None
     assert cache.get("2", "a") is not None and cache.get("2", "b") is not None
     assert cache.bytes == 2 * 16
+
+
+def test_vectors_are_kept_as_float32_rows_and_counted_as_such():
+    cache = EmbeddingCache(max_bytes=1024)
+    cache.put("1", "a", np.arange(4, dtype=np.float64))
+    got = cache.get("1", "a")
+    assert got.dtype == np.float32 and got.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert cache.bytes == 16
