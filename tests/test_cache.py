@@ -57,3 +57,13 @@ def test_vectors_are_kept_as_float32_rows_and_counted_as_such():
     got = cache.get("1", "a")
     assert got.dtype == np.float32 and got.tolist() == [0.0, 1.0, 2.0, 3.0]
     assert cache.bytes == 16
+
+
+def test_a_request_s_texts_count_as_used_in_their_order():
+    cache = EmbeddingCache(max_bytes=3 * 16)
+    for i in range(3):
+        cache.put("1", f"t{i}", vector(i))
+    cache.get_many("1", ["t1", "t0"])
+    cache.put("1", "t3", vector(3))
+    cache.put("1", "t4", vector(4))
+    assert [cache.get("1", f"t{i}") is None for i in range(5)] == [False, True, True, False, False]
