@@ -4,6 +4,10 @@ Keying by model version means a new encoder version starts a fresh namespace: em
 two versions never mix in one ranking. Each version keeps its own LRU keyed by text alone (a
 lookup builds no key tuple: a request looks up a hundred texts or more), and a version not used
 lately loses its entries before the one being served.
+
+Vectors are kept as the bytes of their float32 rows (the encoder's output type): a request's
+hundred-odd rows then join in one C call that reads each row's header next to its data, where
+arrays would each be asked for a buffer (embeddings.stacked).
 """
 
 from __future__ import annotations
@@ -23,23 +27,24 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
         # Texts per version, least recently used first, and versions in the same order.
-        self._versions: OrderedDict[str, OrderedDict[str, np.ndarray]] = OrderedDict()
+        self._versions: OrderedDict[str, OrderedDict[str, bytes]] = OrderedDict()
 
     def __len__(self) -> int:
         return sum(map(len, self._versions.values()))
 
     def get(self, version: str, text: str) -> np.ndarray | None:
-        return self.get_many(version, (text,))[0]
+        row = self.get_many(version, (text,))[0]
+        return None if row is None else np.frombuffer(row, dtype=np.float32)
 
-    def get_many(self, version: str, texts: Sequence[str]) -> list[np.ndarray | None]:
-        """One lookup per text, None where missing: a request's texts in one call."""
+    def get_many(self, version: str, texts: Sequence[str]) -> list[bytes | None]:
+        """One lookup per text, the float32 row's bytes or None where missing: a request's texts
+        in one call."""
         entries = self._versions.get(version)
         if entries is None:
             self.misses += len(texts)
             return [None] * len(texts)
         self._versions.move_to_end(version)
         found = list(map(entries.get, texts))
-        # In C, as below: `None in found` would compare arrays with ==.
         missing = sum(map(is_, found, repeat(None)))
         hits = texts
         if missing:
@@ -56,13 +61,11 @@ class EmbeddingCache:
         entries = self._versions.setdefault(version, OrderedDict())
         old = entries.pop(text, None)
         if old is not None:
-            self.bytes -= old.nbytes
-        if vector.nbytes <= self.max_bytes:
-            # Contiguous, so that a request's vectors join as bytes (embeddings.stacked).
-            vector = np.ascontiguousarray(vector)
-            vector.setflags(write=False)
-            entries[text] = vector
-            self.bytes += vector.nbytes
+            self.bytes -= len(old)
+        row = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        if len(row) <= self.max_bytes:
+            entries[text] = row
+            self.bytes += len(row)
         self._evict()
 
     def _evict(self) -> None:
@@ -73,6 +76,6 @@ class EmbeddingCache:
                 return
             if entries:
                 _, evicted = entries.popitem(last=False)
-                self.bytes -= evicted.nbytes
+                self.bytes -= len(evicted)
             else:
                 del self._versions[version]

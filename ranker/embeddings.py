@@ -49,13 +49,12 @@ class Embeddings:
     wait_ms: Mapping[str, float] = field(default_factory=dict)
 
 
-def stacked(vectors: Sequence[np.ndarray], dim: int) -> np.ndarray:
-    """Cached vectors (C-contiguous, cache.py) as the rows of one read-only array.
+def stacked(rows: Sequence[bytes], dim: int) -> np.ndarray:
+    """Cached float32 rows (cache.py) as one read-only array.
 
-    Joining their bytes takes a third of the time of np.concatenate, which checks each of a
-    request's hundred-odd arrays on its own (np.stack takes 3x longer still)."""
-    dtype = vectors[0].dtype if vectors else np.float32
-    return np.frombuffer(b"".join(vectors), dtype=dtype).reshape(len(vectors), dim)
+    Joining bytes takes a quarter of the time of np.concatenate over arrays, which checks each
+    of a request's hundred-odd arrays on its own (np.stack takes 3x longer still)."""
+    return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(rows), dim)
 
 
 class TextEmbedder(Protocol):
@@ -99,7 +98,7 @@ class TritonTextEmbedder:
             vectors = np.zeros((len(texts), 1), dtype=np.float32)
             return Embeddings("", vectors, np.ones(len(texts), dtype=bool), ENCODER_UNAVAILABLE)
         cached_vectors = self.cache.get_many(model.label, texts)
-        # The common case, every text cached, found in C (`None in` would compare arrays).
+        # The common case, every text cached, found in C.
         if not any(map(is_, cached_vectors, repeat(None))):
             vectors = stacked(cached_vectors, model.dim)
             missing = np.zeros(len(texts), dtype=bool)

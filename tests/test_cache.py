@@ -49,3 +49,21 @@ def test_a_version_not_looked_up_lately_is_evicted_before_the_served_one():
     assert cache.get("1", "a") is None
     assert cache.get("2", "a") is not None and cache.get("2", "b") is not None
     assert cache.bytes == 2 * 16
+
+
+def test_vectors_are_kept_as_float32_rows_and_counted_as_such():
+    cache = EmbeddingCache(max_bytes=1024)
+    cache.put("1", "a", np.arange(4, dtype=np.float64))
+    got = cache.get("1", "a")
+    assert got.dtype == np.float32 and got.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert cache.bytes == 16
+
+
+def test_a_request_s_texts_count_as_used_in_their_order():
+    cache = EmbeddingCache(max_bytes=3 * 16)
+    for i in range(3):
+        cache.put("1", f"t{i}", vector(i))
+    cache.get_many("1", ["t1", "t0"])
+    cache.put("1", "t3", vector(3))
+    cache.put("1", "t4", vector(4))
+    assert [cache.get("1", f"t{i}") is None for i in range(5)] == [False, True, True, False, False]
