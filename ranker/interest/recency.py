@@ -9,20 +9,11 @@ import numpy as np
 from .base import (
     EVENT_WEIGHTS,
     CosineProfile,
-    HistoryColumns,
     HistoryEvent,
     decay,
     history_columns,
     unit,
 )
-
-
-def recency_weights(history: HistoryColumns, half_lives_hours: Sequence[float]) -> np.ndarray:
-    """A row per half-life: each event's type weight times exp2(-age / half-life), ages from
-    the newest event. One pass over the events serves every half-life: a model
-    that keeps interests at several time scales pays for the events once."""
-    half_lives = np.asarray(half_lives_hours, dtype=np.float64)[:, None]
-    return history.weights * decay(history.times, half_lives)
 
 
 def weighted_interests(weights: np.ndarray, vectors: np.ndarray) -> list[np.ndarray | None]:
@@ -50,7 +41,7 @@ class RecencyWeightedInterest:
 
     def weights(self, events: Sequence[HistoryEvent]) -> np.ndarray:
         history = history_columns(events, self.event_weights)
-        return recency_weights(history, (self.half_life_hours,))[0]
+        return history.weights * decay(history.times, self.half_life_hours)
 
     def profile(
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""

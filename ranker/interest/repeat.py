@@ -16,7 +16,7 @@ from itertools import repeat
 
 import numpy as np
 
-from .base import HistoryColumns, decay
+from .base import HistoryColumns
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,11 @@ NO_HABITS = {"repeat_share": 0.5, "baskets": 0.0, "basket_size": 0.0, "variety":
 def repeat_scores(
     history: HistoryColumns,
     event_weights: Mapping[int, float],
-    half_life_hours: float,
+    decays: np.ndarray,
     recent_baskets: float,
 ) -> RepeatScores:
-    """`history`: the events' `history_columns`, typed by `event_weights`."""
+    """`history`: the events' `history_columns`, typed by `event_weights`; `decays`: each
+    event's `decay` at the repeat half-life, which its basket shares (the baskets' own times)."""
     if not len(history.times):
         empty = np.zeros(0)
         return RepeatScores({}, empty, empty, empty, NO_HABITS)
@@ -102,13 +103,14 @@ def repeat_scores(
         # Baskets are oldest first: an item's latest is the highest of its events' baskets.
         latest = np.zeros(items, dtype=np.int64)
         np.maximum.at(latest, history.rows, basket)
-        known = presence.max(axis=1)
+        known = np.maximum.reduce(presence, axis=1)
         latest_strength = presence[np.arange(items), latest]
-    weights = decay(basket_times, half_life_hours)
+    weights = np.empty(len(basket_times))
+    weights[basket] = decays
     return RepeatScores(
         history.index,
         known=known,
-        frequency=presence @ weights / weights.sum(),
+        frequency=presence @ weights / np.add.reduce(weights),
         recent=latest_strength * np.exp2((latest - (len(basket_times) - 1)) / recent_baskets),
         habits=habits(presence),
     )

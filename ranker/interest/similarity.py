@@ -66,7 +66,11 @@ def history_items(
     """Merges the events of each item (`history`, the events' `history_columns`: the first
     event's vector, the sum of the weights) and keeps the `limit` heaviest items: the
     candidates x items product is most of a profile's cost."""
-    summed = np.bincount(history.rows, weights=weights, minlength=len(history.index))
+    if len(history.index) == len(weights):
+        # Each event its own item (history_columns: its row is its position).
+        summed = weights
+    else:
+        summed = np.bincount(history.rows, weights=weights, minlength=len(history.index))
     if len(summed) <= limit:
         # All kept, in their order: with one event per item, the events' own vectors.
         firsts = vectors if len(summed) == len(vectors) else vectors[history.first]
