@@ -73,10 +73,11 @@ class EvolvingProfile:
 
     def scores(self, item_ids: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
         """The unweighted scores `relevance` sums, each float64 per candidate."""
+        new = self.repeats.none_taken(item_ids)
         return {
-            **self.repeats.of(item_ids),
+            **self.repeats.of(item_ids, new),
             "similarity": self.items.soft_max_similarity(
-                item_ids, vectors, self.params.similarity_temperature
+                item_ids, vectors, self.params.similarity_temperature, new
             ),
             "interest": cosine(self.short_term, vectors),
         }
