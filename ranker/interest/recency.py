@@ -19,12 +19,14 @@ from .base import (
 def weighted_interests(weights: np.ndarray, vectors: np.ndarray) -> list[np.ndarray | None]:
     """Per row of `weights`, the weighted sum of `vectors` as a float32 unit vector, or None
     when it has no direction."""
-    wide = vectors.astype(np.float64)
+    # Summed in the embeddings' precision, which the interest is kept in: widening the history
+    # first copies all of it, the largest temporary of a profile.
+    narrow = weights.astype(vectors.dtype, copy=False)
     interests = []
-    # A row at a time: a vector-matrix product reads `wide` as it is, where a matrix product
-    # first copies it into its own layout.
-    for row in weights:
-        direction = unit(row @ wide)
+    # A row at a time: a vector-matrix product reads `vectors` as they are, where a matrix
+    # product first copies them into its own layout.
+    for row in narrow:
+        direction = unit((row @ vectors).astype(np.float64))
         interests.append(None if direction is None else direction.astype(np.float32))
     return interests
 
