@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import EVENT_WEIGHTS, HistoryEvent, cosine, history_columns, unit
-from .recency import recency_weights, weighted_interests
+from .base import EVENT_WEIGHTS, HistoryEvent, cosine, decay, history_columns, unit
+from .recency import weighted_interests
 from .repeat import HABITS, RepeatScores, repeat_scores
 from .similarity import HistoryItems, history_items
 
@@ -73,10 +73,11 @@ class EvolvingProfile:
 
     def scores(self, item_ids: Sequence[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
         """The unweighted scores `relevance` sums, each float64 per candidate."""
+        new = self.repeats.none_taken(item_ids)
         return {
-            **self.repeats.of(item_ids),
+            **self.repeats.of(item_ids, new),
             "similarity": self.items.soft_max_similarity(
-                item_ids, vectors, self.params.similarity_temperature
+                item_ids, vectors, self.params.similarity_temperature, new
             ),
             "interest": cosine(self.short_term, vectors),
         }
@@ -110,23 +111,26 @@ class EvolvingInterest:
     ) -> None:
         self.params = params or EvolvingInterestParams()
         self.event_weights = event_weights
+        # A row per time scale: the short- and long-term interest, the similarity's item
+        # weights, the repeats' baskets. One exp2 over the events serves all four.
+        self.half_lives = np.array(
+            [
+                self.params.short_half_life_hours,
+                self.params.long_half_life_hours,
+                self.params.similarity_half_life_hours,
+                self.params.repeat_half_life_hours,
+            ]
+        )[:, None]
 
     def profile(
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""
     ) -> EvolvingProfile:
         """`encoder`: unused, this model learns nothing from embeddings."""
         history = history_columns(events, self.event_weights)
-        short = long = None
-        weights = np.zeros(0)
-        if events:
-            half_lives = (
-                self.params.short_half_life_hours,
-                self.params.long_half_life_hours,
-                self.params.similarity_half_life_hours,
-            )
-            short_long_similar = recency_weights(history, half_lives)
-            short, long = weighted_interests(short_long_similar[:2], vectors)
-            weights = short_long_similar[2]
+        empty = np.zeros((len(self.half_lives), 0))
+        decays = decay(history.times, self.half_lives) if events else empty
+        weighted = history.weights * decays[:3]
+        short, long = weighted_interests(weighted[:2], vectors) if events else (None, None)
         drift = 0.0 if short is None or long is None else float(1.0 - short @ long) / 2.0
         vector = None
         if short is not None and long is not None:
@@ -138,11 +142,8 @@ class EvolvingInterest:
             long_term=long,
             drift=drift,
             repeats=repeat_scores(
-                history,
-                self.event_weights,
-                self.params.repeat_half_life_hours,
-                self.params.recent_baskets,
+                history, self.event_weights, decays[3], self.params.recent_baskets
             ),
-            items=history_items(history, vectors, weights, self.params.similarity_items),
+            items=history_items(history, vectors, weighted[2], self.params.similarity_items),
             params=self.params,
         )

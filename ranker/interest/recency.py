@@ -9,7 +9,6 @@ import numpy as np
 from .base import (
     EVENT_WEIGHTS,
     CosineProfile,
-    HistoryColumns,
     HistoryEvent,
     decay,
     history_columns,
@@ -17,23 +16,17 @@ from .base import (
 )
 
 
-def recency_weights(history: HistoryColumns, half_lives_hours: Sequence[float]) -> np.ndarray:
-    """A row per half-life: each event's type weight times exp2(-age / half-life), ages from
-    the newest event. One pass over the events serves every half-life: a model
-    that keeps interests at several time scales pays for the events once."""
-    half_lives = np.asarray(half_lives_hours, dtype=np.float64)[:, None]
-    return history.weights * decay(history.times, half_lives)
-
-
 def weighted_interests(weights: np.ndarray, vectors: np.ndarray) -> list[np.ndarray | None]:
     """Per row of `weights`, the weighted sum of `vectors` as a float32 unit vector, or None
     when it has no direction."""
-    wide = vectors.astype(np.float64)
+    # Summed in the embeddings' precision, which the interest is kept in: widening the history
+    # first copies all of it, the largest temporary of a profile.
+    narrow = weights.astype(vectors.dtype, copy=False)
     interests = []
-    # A row at a time: a vector-matrix product reads `wide` as it is, where a matrix product
-    # first copies it into its own layout.
-    for row in weights:
-        direction = unit(row @ wide)
+    # A row at a time: a vector-matrix product reads `vectors` as they are, where a matrix
+    # product first copies them into its own layout.
+    for row in narrow:
+        direction = unit((row @ vectors).astype(np.float64))
         interests.append(None if direction is None else direction.astype(np.float32))
     return interests
 
@@ -50,7 +43,7 @@ class RecencyWeightedInterest:
 
     def weights(self, events: Sequence[HistoryEvent]) -> np.ndarray:
         history = history_columns(events, self.event_weights)
-        return recency_weights(history, (self.half_life_hours,))[0]
+        return history.weights * decay(history.times, self.half_life_hours)
 
     def profile(
         self, events: Sequence[HistoryEvent], vectors: np.ndarray, encoder: str = ""

@@ -16,7 +16,7 @@ from itertools import repeat
 
 import numpy as np
 
-from .base import HistoryColumns, decay
+from .base import HistoryColumns
 
 
 @dataclass(frozen=True)
@@ -24,31 +24,31 @@ class RepeatScores:
     """Per distinct history item, each in [0, 1]; items the user never touched score 0."""
 
     index: Mapping[str, int]
-    # The strongest event type seen for the item (a purchase 1, a view 0.2).
-    known: np.ndarray
-    # The recency-weighted share of the user's baskets that hold the item.
-    frequency: np.ndarray
-    # Strength in the latest basket with the item, halved every `recent_baskets` baskets since.
-    recent: np.ndarray
+    # A row per score, a column per item of `index` and a last column of zeros: the scores of
+    # a candidate that is no history item.
+    # known: the strongest event type seen for the item (a purchase 1, a view 0.2).
+    # frequency: the recency-weighted share of the user's baskets that hold the item.
+    # recent: strength in the latest basket with the item, halved every `recent_baskets`
+    # baskets since.
+    scores: np.ndarray
     # The user's habits, one number each (see HABITS).
     habits: Mapping[str, float]
 
-    def of(self, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Each score per candidate, 0 for candidates that are not history items."""
-        # In C: most requests offer no item the user took before.
-        if self.index.keys().isdisjoint(item_ids):
+    def of(self, item_ids: Sequence[str], new: bool) -> dict[str, np.ndarray]:
+        """Each score per candidate, 0 for candidates that are not history items; `new`: none
+        is, as most requests have it (the caller knows)."""
+        if new:
             known, frequency, recent = np.zeros((3, len(item_ids)))
-            return {"known": known, "frequency": frequency, "recent": recent}
-        rows = np.fromiter(map(self.index.get, item_ids, repeat(-1)), np.int64, len(item_ids))
-        found = rows >= 0
-        return {
-            name: np.where(found, values[rows], 0.0)
-            for name, values in (
-                ("known", self.known),
-                ("frequency", self.frequency),
-                ("recent", self.recent),
-            )
-        }
+        else:
+            # -1, the column of zeros, for a candidate that is no history item.
+            rows = np.fromiter(map(self.index.get, item_ids, repeat(-1)), np.int64, len(item_ids))
+            known, frequency, recent = self.scores[:, rows]
+        return {"known": known, "frequency": frequency, "recent": recent}
+
+    def none_taken(self, item_ids: Sequence[str]) -> bool:
+        """Whether no candidate is a history item: in C, once for the scores by id and the
+        similarity (whose items are among these)."""
+        return self.index.keys().isdisjoint(item_ids)
 
 
 # Share of basket items after the first basket that the user took before (with one repeat and
@@ -79,36 +79,38 @@ NO_HABITS = {"repeat_share": 0.5, "baskets": 0.0, "basket_size": 0.0, "variety":
 def repeat_scores(
     history: HistoryColumns,
     event_weights: Mapping[int, float],
-    half_life_hours: float,
+    decays: np.ndarray,
     recent_baskets: float,
 ) -> RepeatScores:
-    """`history`: the events' `history_columns`, typed by `event_weights`."""
+    """`history`: the events' `history_columns`, typed by `event_weights`; `decays`: each
+    event's `decay` at the repeat half-life, which its basket shares (the baskets' own times)."""
     if not len(history.times):
-        empty = np.zeros(0)
-        return RepeatScores({}, empty, empty, empty, NO_HABITS)
+        return RepeatScores({}, np.zeros((3, 1)), NO_HABITS)
     strength = history.weights / max(event_weights.values())
     # Sorted as Python floats, in C: np.unique takes half a dozen array operations.
     basket_times = np.array(sorted(set(history.times.tolist())))
     basket = basket_times.searchsorted(history.times)
     items = len(history.index)
     presence = np.zeros((items, len(basket_times)))
+    scores = np.zeros((3, items + 1))
+    known, frequency, recent = scores[:, :items]
     if items == len(history.times):
         # Each event its own item (history_columns: its row is its position): one event per
         # item and basket, so the item's strongest and latest are its event's.
         presence[history.rows, basket] = strength
-        known, latest, latest_strength = strength, basket, strength
+        known[:] = strength
+        latest, latest_strength = basket, strength
     else:
         np.maximum.at(presence, (history.rows, basket), strength)
         # Baskets are oldest first: an item's latest is the highest of its events' baskets.
         latest = np.zeros(items, dtype=np.int64)
         np.maximum.at(latest, history.rows, basket)
-        known = presence.max(axis=1)
+        np.maximum.reduce(presence, axis=1, out=known)
         latest_strength = presence[np.arange(items), latest]
-    weights = decay(basket_times, half_life_hours)
-    return RepeatScores(
-        history.index,
-        known=known,
-        frequency=presence @ weights / weights.sum(),
-        recent=latest_strength * np.exp2((latest - (len(basket_times) - 1)) / recent_baskets),
-        habits=habits(presence),
-    )
+    weights = np.empty(len(basket_times))
+    weights[basket] = decays
+    np.matmul(presence, weights, out=frequency)
+    frequency /= np.add.reduce(weights)
+    since = np.exp2((latest - (len(basket_times) - 1)) / recent_baskets)
+    np.multiply(latest_strength, since, out=recent)
+    return RepeatScores(history.index, scores, habits(presence))

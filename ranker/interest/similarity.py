@@ -24,27 +24,25 @@ class HistoryItems:
     weights: np.ndarray
 
     def soft_max_similarity(
-        self, item_ids: Sequence[str], vectors: np.ndarray, temperature: float
+        self, item_ids: Sequence[str], vectors: np.ndarray, temperature: float, new: bool
     ) -> np.ndarray:
         """temperature * log of the weighted mean of exp(cosine / temperature) over the history
         items other than the candidate itself (its own repeat is scored by id, not by text).
+        `new`: no candidate is a history item, as most requests have it (the caller knows).
 
         Low temperatures approach the best match; 0 where nothing else is in the history, and
         for candidates without content (a zero cosine everywhere)."""
-        scores = np.zeros(len(item_ids), dtype=np.float64)
-        total = self.weights.sum()
+        total = np.add.reduce(self.weights)
         if not total > 0.0 or vectors.ndim != 2 or vectors.shape[1] != self.vectors.shape[1]:
-            return scores
+            return np.zeros(len(item_ids))
         # Items x candidates: the maximum per candidate and the shift by it then run along
         # whole rows, where candidates x items broadcast a number per row through a buffer.
         logits = self.vectors.astype(vectors.dtype, copy=False) @ vectors.T
         logits = logits.astype(np.float32, copy=False)
         logits /= temperature
-        kept = slice(None)
+        kept = None
         totals: float | np.ndarray = total
-        # In C: most requests offer no item the user took before, and then every candidate is
-        # compared with every history item.
-        if not self.index.keys().isdisjoint(item_ids):
+        if not new:
             rows = [row for row, i in enumerate(item_ids) if i in self.index]
             columns = [self.index[item_ids[row]] for row in rows]
             logits[columns, rows] = -np.inf
@@ -53,10 +51,15 @@ class HistoryItems:
             kept = totals > 1e-12 * total
             logits = logits[:, kept]
             totals = totals[kept]
-        top = logits.max(axis=0)
+        top = np.maximum.reduce(logits, axis=0)
         logits -= top
-        mean = self.weights @ np.exp(logits, out=logits) / totals
-        scores[kept] = temperature * (np.log(mean) + top)
+        mean = self.weights @ np.exp(logits, out=logits)
+        mean /= totals
+        similarity = temperature * (np.log(mean, out=mean) + top)
+        if kept is None:
+            return similarity
+        scores = np.zeros(len(item_ids))
+        scores[kept] = similarity
         return scores
 
 
@@ -66,7 +69,11 @@ def history_items(
     """Merges the events of each item (`history`, the events' `history_columns`: the first
     event's vector, the sum of the weights) and keeps the `limit` heaviest items: the
     candidates x items product is most of a profile's cost."""
-    summed = np.bincount(history.rows, weights=weights, minlength=len(history.index))
+    if len(history.index) == len(weights):
+        # Each event its own item (history_columns: its row is its position).
+        summed = weights
+    else:
+        summed = np.bincount(history.rows, weights=weights, minlength=len(history.index))
     if len(summed) <= limit:
         # All kept, in their order: with one event per item, the events' own vectors.
         firsts = vectors if len(summed) == len(vectors) else vectors[history.first]
