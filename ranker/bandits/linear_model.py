@@ -82,12 +82,13 @@ class CandidateFeatures:
         """The items' feature rows. A policy asks twice for a slate's (its propensities, for the
         slate and a rival after it, then its update, for the slate), and a small product costs as
         much as a large one: rows once formed serve a later call for a prefix of them."""
+        # take, not indexing: for rows it costs a quarter as much.
         if self._all is not None:
-            return self._all[indices]
+            return self._all.take(indices, axis=0)
         wanted = indices.tolist()
         if self._formed is not None and self._formed_for[: len(wanted)] == wanted:
             return self._formed[: len(wanted)]
-        self._formed = self.vectors[indices] @ self._projection
+        self._formed = self.vectors.take(indices, axis=0) @ self._projection
         self._formed_for = wanted
         return self._formed
 
@@ -138,8 +139,8 @@ class ProjectedRidge:
         shown = features.astype(np.float64)
         projected = shown @ self.a_inv
         inner = projected @ shown.T
-        # I + X A^-1 X^T, without forming I.
-        inner.flat[:: len(shown) + 1] += 1.0
+        # I + X A^-1 X^T, without forming I (ravel is a view: the product is fresh).
+        inner.ravel()[:: len(shown) + 1] += 1.0
         self.a_inv -= projected.T @ np.linalg.solve(inner, projected)
         self.a_inv = 0.5 * (self.a_inv + self.a_inv.T)
         self.b -= expected @ shown
@@ -236,7 +237,7 @@ class ContextualFeedback:
         if model is not None and rows is not None:
             model.record_shown(rows, PRIOR_RATE + lift)
         if self.stats is not None and self.records_stats:
-            self.stats.record_shows([context.item_ids[i] for i in indices])
+            self.stats.record_shows([context.item_ids[i] for i in indices.tolist()])
 
     def observe_shown(self, context: RankContext, slate: Slate) -> None:
         """Learns from a slate another policy ranked, as if this policy had shown it."""
@@ -244,7 +245,7 @@ class ContextualFeedback:
         rows = None
         if model is not None:
             rows = model.features(context.vectors[slate.indices], context.interest)
-        lift = self.lift([context.item_ids[i] for i in slate.indices])
+        lift = self.lift([context.item_ids[i] for i in slate.indices.tolist()])
         self.record_slate(context, slate.indices, model, rows, lift)
 
     def observe_reward(self, shown: ShownItem, reward: float) -> None:
