@@ -74,9 +74,12 @@ class CandidateFeatures:
         self._formed_for: list[int] = []
 
     def along(self, direction: np.ndarray) -> np.ndarray:
-        """x^T direction per item."""
-        projected = self._projection @ direction.astype(np.float32)
-        return (self.vectors @ projected).astype(np.float64)
+        """x^T direction per item: from the rows when every one is formed, a product with k
+        columns instead of d (the two round differently in float32, by about 1e-7 relative)."""
+        direction = direction.astype(np.float32)
+        if self._all is not None:
+            return (self._all @ direction).astype(np.float64)
+        return (self.vectors @ (self._projection @ direction)).astype(np.float64)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """The items' feature rows. A policy asks twice for a slate's (its propensities, for the
@@ -107,15 +110,19 @@ class ProjectedRidge:
         else:
             rng = np.random.default_rng(seed)
             projection = rng.normal(0.0, 1.0 / math.sqrt(k), size=(dim, k))
-        self._projection = (math.sqrt(dim) * projection).astype(np.float32)
+        # Stored transposed: scaling it by an interest then runs along its rows (callgrind: 21k
+        # instructions, against 50k down its columns).
+        self._projection_t = np.ascontiguousarray(
+            (math.sqrt(dim) * projection).astype(np.float32).T
+        )
         self.a_inv = np.eye(k) / ridge
         self.b = np.zeros(k)
         self.theta = np.zeros(k)
 
     def candidates(self, vectors: np.ndarray, interest: np.ndarray) -> CandidateFeatures:
         """The features of these items for this interest, formed as far as they are used."""
-        user_projection = interest.astype(np.float32)[:, None] * self._projection
-        return CandidateFeatures(vectors, user_projection)
+        user_projection_t = self._projection_t * interest.astype(np.float32, copy=False)
+        return CandidateFeatures(vectors, user_projection_t.T)
 
     def features(self, vectors: np.ndarray, interest: np.ndarray) -> np.ndarray:
         """One float32 feature row per item."""
