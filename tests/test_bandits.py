@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from ranker.bandits.base import RankContext, ShownItem, cosine_context, top_k_order
+from ranker.bandits.base import (
+    PARTIAL_SORT_FROM,
+    RankContext,
+    ShownItem,
+    cosine_context,
+    explored_mask,
+    top_k_order,
+)
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.similarity_ucb import SimilarityUCB
 from ranker.bandits.sliding_window_stats import SlidingWindowItemStats
@@ -100,3 +107,17 @@ def test_top_k_order_breaks_ties_by_candidate_order():
     assert top_k_order(scores, 3).tolist() == [3, 1, 2]
     assert top_k_order(scores, 2).tolist() == [3, 1]
     assert top_k_order(scores, 10).tolist() == [3, 1, 2, 4, 5, 0]
+
+
+def test_partial_and_whole_sorts_agree_on_slates_and_exploration():
+    rng = np.random.default_rng(0)
+    for n in (PARTIAL_SORT_FROM - 1, PARTIAL_SORT_FROM, 1000):
+        # Few distinct values, so ties fall at the cut.
+        scores = rng.integers(0, 20, n) / 20.0
+        exploit = rng.integers(0, 20, n) / 20.0
+        for top_k in (1, 10, 50):
+            whole = (-scores).argsort(kind="stable")[:top_k]
+            assert top_k_order(scores, top_k).tolist() == whole.tolist()
+            greedy = set((-exploit).argsort(kind="stable")[:top_k].tolist())
+            expected = [index not in greedy for index in whole.tolist()]
+            assert explored_mask(whole, exploit, top_k).tolist() == expected

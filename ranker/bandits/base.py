@@ -23,6 +23,11 @@ PRIOR_REWARDS = 1.0
 PRIOR_SHOWS = 10.0
 PRIOR_RATE = PRIOR_REWARDS / PRIOR_SHOWS
 
+# From this many candidates a partial sort and its check for ties at the cut cost less than one
+# stable sort of them all (callgrind: 41k instructions against 24k at 100, 64k against 228k at
+# 1,000).
+PARTIAL_SORT_FROM = 180
+
 # Randomised policies never report a propensity below this, so inverse-propensity weights stay
 # finite where an approximation would round a small probability down to zero.
 MIN_PROPENSITY = 1e-6
@@ -126,12 +131,16 @@ def top_k_order(scores: np.ndarray, top_k: int) -> np.ndarray:
     """Indices of the top_k scores, best first; equal scores keep the candidates' order."""
     # Array methods, not their np.* twins: at a slate's size the wrappers cost a third.
     descending = -scores
-    if top_k < len(scores):
+    if _sorts_partially(len(scores), top_k):
         head = _top_k_unordered(descending, top_k)
         if head is not None:
             head.sort()
             return head[descending[head].argsort(kind="stable")]
     return descending.argsort(kind="stable")[:top_k]
+
+
+def _sorts_partially(candidates: int, top_k: int) -> bool:
+    return candidates >= PARTIAL_SORT_FROM and top_k < candidates
 
 
 def _top_k_unordered(descending: np.ndarray, top_k: int) -> np.ndarray | None:
@@ -149,7 +158,7 @@ def explored_mask(indices: np.ndarray, exploit: np.ndarray, top_k: int) -> np.nd
     """True for slate items that exploitation alone would have left out of the slate."""
     # Exploitation's slate as a set, unordered where it can be, and membership in Python:
     # np.isin sorts, and array comparisons cost more than the lists for a slate of ten.
-    greedy = _top_k_unordered(-exploit, top_k) if top_k < len(exploit) else None
+    greedy = _top_k_unordered(-exploit, top_k) if _sorts_partially(len(exploit), top_k) else None
     if greedy is None:
         greedy = top_k_order(exploit, top_k)
     chosen = set(greedy.tolist())
@@ -159,10 +168,13 @@ def explored_mask(indices: np.ndarray, exploit: np.ndarray, top_k: int) -> np.nd
 def slate_from_scores(scores: np.ndarray, exploit: np.ndarray, top_k: int, policy: str) -> Slate:
     """A deterministic slate by score; items that exploitation alone would not pick are explored."""
     order = top_k_order(scores, top_k)
+    # Not np.ones, whose Python layer costs twice the fill.
+    propensities = np.empty(len(order))
+    propensities.fill(1.0)
     return Slate(
         indices=order,
         scores=scores[order],
-        propensities=np.ones(len(order)),
+        propensities=propensities,
         explored=explored_mask(order, exploit, top_k),
         policy=policy,
     )
@@ -183,7 +195,7 @@ def propensities_against_rival(
     rest = exploit.copy()
     rest[indices] = -np.inf
     rival = int(rest.argmax())
-    stds = score_std(np.concatenate((indices, (rival,)))).tolist()
+    stds = score_std(np.array([*indices.tolist(), rival])).tolist()
     # In Python from here: numpy's calls cost more than the arithmetic for a slate of ten.
     rival_variance = stds[-1] ** 2
     rival_score = exploit.item(rival)

@@ -1,8 +1,9 @@
 """Per-item shows and rewards, the state that count-based policies learn from.
 
 Bounded: the least recently touched items are forgotten first, so memory stays flat however
-large the catalogue that passes through the ranker. Counts live in numpy arrays indexed by a
-slot per item, so reading 1,000 candidates' counts is one gather, not 1,000 small lists.
+large the catalogue that passes through the ranker. Counts live in a numpy array indexed by a
+slot per item, so reading 1,000 candidates' counts is one gather, not 1,000 small lists; an
+item's shows and rewards sit side by side, so the gather touches one cache line per item.
 
 With `discount` below 1 the statistics forget: every recorded slate multiplies all earlier
 shows and rewards by `discount`, which is how policies follow interests that drift. Counts are
@@ -46,8 +47,10 @@ class InMemoryItemStats:
         self._slots: OrderedDict[str, int] = OrderedDict()
         # One slot more than items are kept: the last, never assigned, stays zero and is what
         # an unknown item's slot -1 reads, so reading counts needs no mask.
-        self._shows = np.zeros(capacity + 1)
-        self._rewards = np.zeros(capacity + 1)
+        # Per slot its shows and its rewards, and views of each column.
+        self._counts = np.zeros((capacity + 1, 2))
+        self._shows = self._counts[:, 0]
+        self._rewards = self._counts[:, 1]
         # What a stored count is multiplied by to read it now: discount ** the slates since the
         # stored counts were last rescaled.
         self._now = 1.0
@@ -62,9 +65,11 @@ class InMemoryItemStats:
         slots = np.fromiter(
             map(self._slots.get, item_ids, repeat(-1)), dtype=np.int64, count=len(item_ids)
         )
-        if self.discount == 1.0:
-            return self._shows[slots], self._rewards[slots]
-        return self._shows[slots] * self._now, self._rewards[slots] * self._now
+        # take, not indexing: for rows it costs a quarter as much.
+        counts = self._counts.take(slots, axis=0)
+        if self.discount != 1.0:
+            counts *= self._now
+        return counts[:, 0], counts[:, 1]
 
     def record_shows(self, item_ids: Sequence[str]) -> None:
         self._forget_one_slate()
@@ -82,8 +87,7 @@ class InMemoryItemStats:
         self._slates_since_rescale += 1
         self._now = self.discount**self._slates_since_rescale
         if self._now < RESCALE_BELOW:
-            self._shows *= self._now
-            self._rewards *= self._now
+            self._counts *= self._now
             self._now = 1.0
             self._slates_since_rescale = 0
 
@@ -96,7 +100,7 @@ class InMemoryItemStats:
             else:
                 _, slot = self._slots.popitem(last=False)
             self._slots[item_id] = slot
-            self._shows[slot] = self._rewards[slot] = 0.0
+            self._counts[slot] = 0.0
         else:
             self._slots.move_to_end(item_id)
         return slot

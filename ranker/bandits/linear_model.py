@@ -74,20 +74,24 @@ class CandidateFeatures:
         self._formed_for: list[int] = []
 
     def along(self, direction: np.ndarray) -> np.ndarray:
-        """x^T direction per item."""
-        projected = self._projection @ direction.astype(np.float32)
-        return (self.vectors @ projected).astype(np.float64)
+        """x^T direction per item: from the rows when every one is formed, a product with k
+        columns instead of d (the two round differently in float32, by about 1e-7 relative)."""
+        direction = direction.astype(np.float32)
+        if self._all is not None:
+            return (self._all @ direction).astype(np.float64)
+        return (self.vectors @ (self._projection @ direction)).astype(np.float64)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """The items' feature rows. A policy asks twice for a slate's (its propensities, for the
         slate and a rival after it, then its update, for the slate), and a small product costs as
         much as a large one: rows once formed serve a later call for a prefix of them."""
+        # take, not indexing: for rows it costs a quarter as much.
         if self._all is not None:
-            return self._all[indices]
+            return self._all.take(indices, axis=0)
         wanted = indices.tolist()
         if self._formed is not None and self._formed_for[: len(wanted)] == wanted:
             return self._formed[: len(wanted)]
-        self._formed = self.vectors[indices] @ self._projection
+        self._formed = self.vectors.take(indices, axis=0) @ self._projection
         self._formed_for = wanted
         return self._formed
 
@@ -106,15 +110,19 @@ class ProjectedRidge:
         else:
             rng = np.random.default_rng(seed)
             projection = rng.normal(0.0, 1.0 / math.sqrt(k), size=(dim, k))
-        self._projection = (math.sqrt(dim) * projection).astype(np.float32)
+        # Stored transposed: scaling it by an interest then runs along its rows (callgrind: 21k
+        # instructions, against 50k down its columns).
+        self._projection_t = np.ascontiguousarray(
+            (math.sqrt(dim) * projection).astype(np.float32).T
+        )
         self.a_inv = np.eye(k) / ridge
         self.b = np.zeros(k)
         self.theta = np.zeros(k)
 
     def candidates(self, vectors: np.ndarray, interest: np.ndarray) -> CandidateFeatures:
         """The features of these items for this interest, formed as far as they are used."""
-        user_projection = interest.astype(np.float32)[:, None] * self._projection
-        return CandidateFeatures(vectors, user_projection)
+        user_projection_t = self._projection_t * interest.astype(np.float32, copy=False)
+        return CandidateFeatures(vectors, user_projection_t.T)
 
     def features(self, vectors: np.ndarray, interest: np.ndarray) -> np.ndarray:
         """One float32 feature row per item."""
@@ -138,8 +146,8 @@ class ProjectedRidge:
         shown = features.astype(np.float64)
         projected = shown @ self.a_inv
         inner = projected @ shown.T
-        # I + X A^-1 X^T, without forming I.
-        inner.flat[:: len(shown) + 1] += 1.0
+        # I + X A^-1 X^T, without forming I (ravel is a view: the product is fresh).
+        inner.ravel()[:: len(shown) + 1] += 1.0
         self.a_inv -= projected.T @ np.linalg.solve(inner, projected)
         self.a_inv = 0.5 * (self.a_inv + self.a_inv.T)
         self.b -= expected @ shown
@@ -236,7 +244,7 @@ class ContextualFeedback:
         if model is not None and rows is not None:
             model.record_shown(rows, PRIOR_RATE + lift)
         if self.stats is not None and self.records_stats:
-            self.stats.record_shows([context.item_ids[i] for i in indices])
+            self.stats.record_shows([context.item_ids[i] for i in indices.tolist()])
 
     def observe_shown(self, context: RankContext, slate: Slate) -> None:
         """Learns from a slate another policy ranked, as if this policy had shown it."""
@@ -244,7 +252,7 @@ class ContextualFeedback:
         rows = None
         if model is not None:
             rows = model.features(context.vectors[slate.indices], context.interest)
-        lift = self.lift([context.item_ids[i] for i in slate.indices])
+        lift = self.lift([context.item_ids[i] for i in slate.indices.tolist()])
         self.record_slate(context, slate.indices, model, rows, lift)
 
     def observe_reward(self, shown: ShownItem, reward: float) -> None:

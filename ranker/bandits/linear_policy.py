@@ -20,6 +20,9 @@ from ranker.bandits.linear_model import (
 
 class LinearPolicy(ABC):
     name = ""
+    # Whether `explore` needs every candidate's feature row: then they are formed first, and the
+    # model's scores come from them rather than from another product with the embeddings.
+    every_row = False
 
     def __init__(
         self,
@@ -45,6 +48,8 @@ class LinearPolicy(ABC):
             if model is None:
                 return self.learned.fallback_slate(context, top_k, self.feedback_weight, self.name)
             candidates = model.candidates(context.vectors, context.interest)
+            if self.every_row:
+                candidates.all()
             lift = self.learned.lift(context.item_ids)
             learned = lift + candidates.along(model.theta)
             exploit = context.relevance + self.feedback_weight * learned

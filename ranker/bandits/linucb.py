@@ -36,6 +36,7 @@ class LinUCB(LinearPolicy):
     ) -> None:
         super().__init__(feedback_weight, feature_dim, ridge, seed, name, stats, models)
         self.exploration = exploration
+        self.every_row = bool(exploration)
 
     def explore(
         self, model: ProjectedRidge, candidates: CandidateFeatures, exploit: np.ndarray, top_k: int
