@@ -71,6 +71,12 @@ class HistoryColumns(NamedTuple):
     times: np.ndarray
     weights: np.ndarray
 
+    @property
+    def each_event_its_own_item(self) -> bool:
+        """No item twice: each event's row and first event are its position, and what is
+        merged per item is the events' own."""
+        return len(self.index) == len(self.times)
+
 
 def history_columns(
     events: Sequence[HistoryEvent], event_weights: Mapping[int, float]

@@ -94,9 +94,8 @@ def repeat_scores(
     presence = np.zeros((items, len(basket_times)))
     scores = np.zeros((3, items + 1))
     known, frequency, recent = scores[:, :items]
-    if items == len(history.times):
-        # Each event its own item (history_columns: its row is its position): one event per
-        # item and basket, so the item's strongest and latest are its event's.
+    if history.each_event_its_own_item:
+        # One event per item and basket: the item's strongest and latest are its event's.
         presence[history.rows, basket] = strength
         known[:] = strength
         latest, latest_strength = basket, strength

@@ -69,14 +69,11 @@ def history_items(
     """Merges the events of each item (`history`, the events' `history_columns`: the first
     event's vector, the sum of the weights) and keeps the `limit` heaviest items: the
     candidates x items product is most of a profile's cost."""
-    if len(history.index) == len(weights):
-        # Each event its own item (history_columns: its row is its position).
-        summed = weights
-    else:
-        summed = np.bincount(history.rows, weights=weights, minlength=len(history.index))
+    own = history.each_event_its_own_item
+    summed = weights if own else np.bincount(history.rows, weights, len(history.index))
     if len(summed) <= limit:
-        # All kept, in their order: with one event per item, the events' own vectors.
-        firsts = vectors if len(summed) == len(vectors) else vectors[history.first]
+        # All kept, in their order.
+        firsts = vectors if own else vectors[history.first]
         return HistoryItems(history.index, firsts, summed)
     kept = np.sort(np.argsort(-summed, kind="stable")[:limit])
     names = list(history.index)
