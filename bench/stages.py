@@ -9,11 +9,11 @@ CPU time per call, and writes bench/results/stages.json.
 
 Each handler is timed twice: back to back, and spaced (an idle pause before each call, as a
 worker sees calls under open-loop load: 4 ms is one call in four milliseconds, about 250/s per
-worker). The spaced call costs more CPU on this VM, most likely because the core's caches cool
-while it idles (docs/operations.md, Capacity). A process's capacity is about one core over
-(the spaced CPU time + gRPC's share per call). For scale it also times, on the same requests,
-the handler of bench/bare_ranker.py (the issue's bare server: parsing and numpy scoring from a
-dict).
+worker). The spaced call costs more CPU on this VM because the core's caches cool while it
+idles: after 4 ms, as much as after overwriting 64 MB (docs/operations.md, Capacity). A
+process's capacity is about one core over (the spaced CPU time + gRPC's share per call). For
+scale it also times, on the same requests, the handler of bench/bare_ranker.py (the issue's bare
+server: parsing and numpy scoring from a dict).
 
     python bench/stages.py
     python bench/stages.py --calls 5000 --gap-ms 2
