@@ -73,15 +73,13 @@ class CandidateFeatures:
         self._formed: np.ndarray | None = None
         self._formed_for: list[int] = []
 
-    def along(self, directions: np.ndarray) -> np.ndarray:
-        """x^T w per item (row) and direction w (column), `directions` holding one w per row:
-        from the rows when every one is formed, a product with k columns instead of d (the two
-        round differently in float32, by about 1e-7 relative). Several directions share one
-        product: its cost is in walking the embeddings, not in the columns."""
-        directions = directions.astype(np.float32, copy=False).T
+    def along(self, direction: np.ndarray) -> np.ndarray:
+        """x^T direction per item: from the rows when every one is formed, a product with k
+        columns instead of d (the two round differently in float32, by about 1e-7 relative)."""
+        direction = direction.astype(np.float32)
         if self._all is not None:
-            return (self._all @ directions).astype(np.float64)
-        return (self.vectors @ (self._projection @ directions)).astype(np.float64)
+            return (self._all @ direction).astype(np.float64)
+        return (self.vectors @ (self._projection @ direction)).astype(np.float64)
 
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """The items' feature rows. A policy asks twice for a slate's (its propensities, for the

@@ -51,31 +51,18 @@ class LinearPolicy(ABC):
             if self.every_row:
                 candidates.all()
             lift = self.learned.lift(context.item_ids)
-            # One product scores the model and every direction the policy explores along.
-            along = candidates.along(self.directions(model))
-            learned = lift + along[:, 0]
+            learned = lift + candidates.along(model.theta)
             exploit = context.relevance + self.feedback_weight * learned
-            slate = self.explore(model, candidates, exploit, along, top_k)
+            slate = self.explore(model, candidates, exploit, top_k)
             rows = slate.indices
             self.learned.record_slate(context, rows, model, candidates.rows(rows), lift[rows])
             return slate
 
-    def directions(self, model: ProjectedRidge) -> np.ndarray:
-        """Directions of feature space to score every candidate along, one per row: the model's
-        theta first, then any the policy explores along."""
-        return model.theta[None, :]
-
     @abstractmethod
     def explore(
-        self,
-        model: ProjectedRidge,
-        candidates: CandidateFeatures,
-        exploit: np.ndarray,
-        along: np.ndarray,
-        top_k: int,
+        self, model: ProjectedRidge, candidates: CandidateFeatures, exploit: np.ndarray, top_k: int
     ) -> Slate:
-        """The slate, from the exploitation scores and the model's uncertainty; `along` holds
-        the candidates' scores along `directions`, one column each."""
+        """The slate, from the exploitation scores and the model's uncertainty."""
 
     def update(self, shown: ShownItem, reward: float) -> None:
         check_update(shown, reward, (self.name,))

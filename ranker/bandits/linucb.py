@@ -39,12 +39,7 @@ class LinUCB(LinearPolicy):
         self.every_row = bool(exploration)
 
     def explore(
-        self,
-        model: ProjectedRidge,
-        candidates: CandidateFeatures,
-        exploit: np.ndarray,
-        along: np.ndarray,
-        top_k: int,
+        self, model: ProjectedRidge, candidates: CandidateFeatures, exploit: np.ndarray, top_k: int
     ) -> Slate:
         scores = exploit
         if self.exploration:
