@@ -180,27 +180,56 @@ def slate_from_scores(scores: np.ndarray, exploit: np.ndarray, top_k: int, polic
     )
 
 
+def sampled_slate(
+    scores: np.ndarray,
+    exploit: np.ndarray,
+    top_k: int,
+    score_std: Callable[[np.ndarray], list[float]],
+    policy: str,
+) -> Slate:
+    """The slate by sampled `scores`, with propensities estimated against exploitation's rival
+    (`propensities_against_rival`) and explored flags against exploitation's slate."""
+    indices = top_k_order(scores, top_k)
+    chosen = indices.tolist()
+    # Exploitation's order once, one item past the slate: its first top_k are exploitation's
+    # slate, and its first item that the slate left out is the rival (argmax breaks ties by
+    # position as the stable order does). One sort instead of a sort, a copy and an argmax.
+    greedy = top_k_order(exploit, top_k + 1).tolist()
+    exploited = set(greedy[:top_k])
+    shown = set(chosen)
+    rival = next((index for index in greedy if index not in shown), None)
+    return Slate(
+        indices=indices,
+        scores=scores[indices],
+        propensities=propensities_against_rival(exploit, chosen, rival, score_std),
+        explored=np.array([index not in exploited for index in chosen], dtype=bool),
+        policy=policy,
+    )
+
+
 def propensities_against_rival(
-    exploit: np.ndarray, indices: np.ndarray, score_std: Callable[[np.ndarray], np.ndarray]
+    exploit: np.ndarray,
+    indices: list[int],
+    rival: int | None,
+    score_std: Callable[[np.ndarray], list[float]],
 ) -> np.ndarray:
     """Estimated propensities for a slate drawn by sampling scores around `exploit`.
 
     Each item's estimate is the chance that its sampled score, taken as Normal(exploit,
     score_std), beats that of the rival: the best candidate by exploitation score that the slate
-    left out. A pairwise estimate of being in the slate, not of the exact slot; cheap because
-    only the slate and one rival need a spread. Floored at MIN_PROPENSITY.
+    left out (None when it left none out: then every propensity is 1). A pairwise estimate of
+    being in the slate, not of the exact slot; cheap because only the slate and one rival need
+    a spread. Floored at MIN_PROPENSITY.
     """
-    if len(indices) == len(exploit):
+    if rival is None:
         return np.ones(len(indices))
-    rest = exploit.copy()
-    rest[indices] = -np.inf
-    rival = int(rest.argmax())
-    stds = score_std(np.array([*indices.tolist(), rival])).tolist()
+    rows = np.array([*indices, rival])
+    stds = score_std(rows)
+    *scores, rival_score = exploit.take(rows).tolist()
     # In Python from here: numpy's calls cost more than the arithmetic for a slate of ten.
     rival_variance = stds[-1] ** 2
-    rival_score = exploit.item(rival)
     beaten = []
-    for score, std in zip(exploit[indices].tolist(), stds[:-1], strict=True):
+    for score, std in zip(scores, stds[:-1], strict=True):
         spread = max(math.sqrt(std * std + rival_variance), 1e-12)
         beats = 0.5 * math.erfc(-((score - rival_score) / spread / math.sqrt(2.0)))
         beaten.append(min(max(beats, MIN_PROPENSITY), 1.0))

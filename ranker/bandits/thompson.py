@@ -21,9 +21,7 @@ from ranker.bandits.base import (
     PRIOR_SHOWS,
     RankContext,
     Slate,
-    explored_mask,
-    propensities_against_rival,
-    top_k_order,
+    sampled_slate,
 )
 from ranker.bandits.count_policy import CountPolicy
 from ranker.bandits.item_stats import ItemStatsStore
@@ -50,16 +48,10 @@ class BetaThompson(CountPolicy):
             scores = similarity + self.feedback_weight * (sampled - PRIOR_RATE)
             mean = alpha / (alpha + beta)
             exploit = similarity + self.feedback_weight * (mean - PRIOR_RATE)
-            indices = top_k_order(scores, top_k)
             total = alpha + beta
             score_std = self.feedback_weight * np.sqrt(alpha * beta / (total**2 * (total + 1.0)))
-            self.record_shows(context, indices)
-            return Slate(
-                indices=indices,
-                scores=scores[indices],
-                propensities=propensities_against_rival(
-                    exploit, indices, lambda rows: score_std[rows]
-                ),
-                explored=explored_mask(indices, exploit, top_k),
-                policy=self.name,
+            slate = sampled_slate(
+                scores, exploit, top_k, lambda rows: score_std.take(rows).tolist(), self.name
             )
+            self.record_shows(context, slate.indices)
+            return slate
