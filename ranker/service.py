@@ -195,12 +195,13 @@ class RankingService:
 
         # Candidates first, then history newest first: the order in which time is spent. The
         # wait for embeddings ends early enough for the stages after it to fit the budget, and
-        # by as much again as the event loop runs late: the timer that ends it fires that late.
+        # by as much again as the event loop ran late lately: the timer that ends it may fire
+        # that late, in the next burst of other requests' work.
         history = sorted(checked.history, key=attrgetter("time_s"), reverse=True)
         n = len(checked.candidate_texts)
         embeddings = await self.embedder.embed(
             checked.candidate_texts + [event.text for event in history],
-            deadline.shortened(self.after_embed.value + self.loop_lag.lag.value),
+            deadline.shortened(self.after_embed.value + self.loop_lag.worst.value),
         )
         stages.mark("embed", embeddings.wait_ms)
         after_embed_started = time.thread_time()

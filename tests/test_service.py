@@ -11,7 +11,7 @@ import pytest
 from ranker.bandits.item_stats import InMemoryItemStats
 from ranker.bandits.registry import build_policy, pinnable_names, spec_from
 from ranker.bandits.similarity_ucb import SimilarityUCB
-from ranker.budget import HighWaterMark
+from ranker.budget import HighWaterMark, LoopLag
 from ranker.embeddings import ENCODER_TIMEOUT, ENCODER_UNAVAILABLE, Embeddings
 from ranker.interest import RecencyWeightedInterest, default_interest_model
 from ranker.known_items import load_catalogue
@@ -320,9 +320,35 @@ def test_the_embedding_wait_counts_the_event_loops_lateness(budget_ms, grpc_time
     embedder = DeadlineRecorder()
     svc = service(embedder, budget_margin_ms=2.0)
     svc.after_embed = mark(0.020)
-    svc.loop_lag.lag = mark(0.010)
+    svc.loop_lag.lag = svc.loop_lag.worst = mark(0.010)
     asyncio.run(svc.rank(request(budget_ms=budget_ms), grpc_time_left_s))
     assert bound_s - 0.010 < embedder.remaining <= bound_s
+
+
+def test_the_embedding_wait_remembers_how_late_the_loop_ran_lately():
+    # The loop ran 10 ms late a moment ago and is on time now: in the next burst of work the
+    # timer that ends the wait may fire that late again. 100 - 2 margin - 20 after - 10.
+    embedder = DeadlineRecorder()
+    svc = service(embedder, budget_margin_ms=2.0)
+    svc.after_embed = mark(0.020)
+    svc.loop_lag.worst = mark(0.010)
+    asyncio.run(svc.rank(request(budget_ms=100), None))
+    assert 0.058 < embedder.remaining <= 0.068
+
+
+def test_the_loop_lag_forgets_a_stall_fast_and_its_worst_slowly():
+    async def stall_then_idle() -> LoopLag:
+        lag = LoopLag()
+        watch = asyncio.get_running_loop().create_task(lag.watch())
+        await asyncio.sleep(0.02)
+        time.sleep(0.05)  # the loop held up: the watch's timer fires 50 ms late
+        await asyncio.sleep(0.3)
+        watch.cancel()
+        return lag
+
+    lag = asyncio.run(stall_then_idle())
+    assert lag.worst.value > 0.035  # 50 ms, halved once a second
+    assert lag.lag.value < lag.worst.value  # halved every 35 ms
 
 
 def test_one_stall_refuses_requests_for_a_while_not_for_good():
