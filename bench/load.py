@@ -181,6 +181,19 @@ class Row:
         return sum(self.errors.values()) - self.refused
 
 
+def interpreter() -> dict[str, object]:
+    """The Python that runs the servers (they start with this one). Builds differ: pyenv's
+    default one (libpython shared, no --enable-optimizations) runs the handler with about 8% more
+    instructions than Debian's python3.11 (docs/operations.md, Process tuning), so runs on
+    different builds do not compare."""
+    maps = Path("/proc/self/maps")
+    return {
+        "version": sys.version.split()[0],
+        "executable": sys.executable,
+        "libpython_shared": "libpython" in maps.read_text() if maps.exists() else None,
+    }
+
+
 def load_titles(path: Path) -> list[tuple[str, str]]:
     with path.open(newline="") as handle:
         return [(row["item_id"], row["text"]) for row in csv.DictReader(handle)]
@@ -958,6 +971,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cwd=ROOT,
     )
     titles = load_titles(args.items)
+    python = interpreter()
+    print(f"python: {python}", flush=True)
     print(f"ranker workers: {args.workers}, balance: {args.balance}", flush=True)
     print(HEADER, flush=True)
     rows: list[Row] = []
@@ -975,6 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "balance": args.balance,
         "connections": args.connections,
         "max_concurrent_rpcs": args.max_concurrent_rpcs,
+        "python": python,
     }
     report = {"run": run, "rows": [asdict(row) for row in rows]}
     (RESULTS / "load.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -41,7 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bare_ranker import BareRanker  # noqa: E402
-from load import ITEMS_CSV, WARM_UP_BUDGET_MS, build_requests, load_titles  # noqa: E402
+from load import (  # noqa: E402
+    ITEMS_CSV,
+    WARM_UP_BUDGET_MS,
+    build_requests,
+    interpreter,
+    load_titles,
+)
 
 from launcher.triton import TritonServer  # noqa: E402
 from ranker.cli import build_service  # noqa: E402
@@ -171,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     gaps_s = {"back_to_back": 0.0, "spaced": args.gap_ms / 1000.0}
     with TritonServer(args.repository) as triton:
         measured = uvloop.run(run(triton, args.repository, requests, args.calls, gaps_s.values()))
-    report: dict[str, object] = {"calls": args.calls, "gap_ms": args.gap_ms}
+    report: dict[str, object] = {
+        "calls": args.calls,
+        "gap_ms": args.gap_ms,
+        "python": interpreter(),
+    }
     for (mode, gap_s), (stages, cpu_ms, refused) in zip(gaps_s.items(), measured, strict=True):
         bare_ms = uvloop.run(bare_cpu_ms(requests, args.calls, gap_s))
         rows = {
