@@ -7,7 +7,8 @@ then retire the old versions. Moving to an older version cannot switch the ranke
 newer one serves, so there the newer one is retired first and the rankers follow on their next
 poll. Any failure restores the versions that were served before: never nothing. A rollback
 then moves every version above its target aside (renamed `rolled-back-N`, which Triton ignores),
-so that a restart does not serve them again.
+so that a restart does not serve them again; so does a failed rollout with its target, when that
+is newer than what Triton serves.
 
 Exit codes: 0 moved or already there, 1 a step failed (the old versions still serve),
 2 bad input, 130 interrupted. Progress goes to stderr, the result line to stdout.
@@ -120,7 +121,14 @@ def _run(command: str, args: argparse.Namespace) -> int:
         if served == [target]:
             print(f"already serving {args.model_name} version {target}")
             return 0
-        _move(control, args, served, target)
+        try:
+            _move(control, args, served, target)
+        except RolloutError:
+            # A restart serves the newest version, which must not be one that just failed
+            # (Triton itself may be what failed: it can die reloading the versions it served).
+            if target > max(served, default=0):
+                _set_aside(args.repository / args.model_name, target)
+            raise
     finally:
         control.close()
     retired = [version for version in served if version != target]
@@ -134,13 +142,16 @@ def _set_aside_above(model_dir: Path, target: int) -> None:
     """A rollback sticks: every version above the target leaves Triton's view, or a restart
     (whose version policy serves the newest) would bring back what was rolled back."""
     for version in version_dirs(model_dir.parent, model_dir.name):
-        if version <= target:
-            continue
-        try:
-            aside = set_aside(model_dir, version)
-            log(f"moved version {version} aside to {aside}; rename it back to serve it again")
-        except OSError as error:
-            log(f"warning: version {version} stays in {model_dir} ({error}): a restart serves it")
+        if version > target:
+            _set_aside(model_dir, version)
+
+
+def _set_aside(model_dir: Path, version: int) -> None:
+    try:
+        aside = set_aside(model_dir, version)
+        log(f"moved version {version} aside to {aside}; rename it back to serve it again")
+    except OSError as error:
+        log(f"warning: version {version} stays in {model_dir} ({error}): a restart serves it")
 
 
 def version_dirs(repository: Path, model_name: str) -> list[int]:

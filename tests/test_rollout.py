@@ -286,17 +286,23 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     for graph in broken.glob("*.onnx"):
         graph.unlink()  # a hard link: replace it, never write through it
         graph.write_bytes(b"not an onnx model")
+    aside = repository / MODEL / "rolled-back-9"
     try:
         code = main(rollout_argv("rollout", explicit_triton, repository, "--version", "9"))
+        # A restart serves the newest version: the broken one has left Triton's view.
+        assert aside.is_dir() and not broken.exists()
     finally:
-        shutil.rmtree(broken)
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
     err = capsys.readouterr().err
     assert code == 1
     assert "error: version 9 did not load or warm" in err
+    assert f"moved version 9 aside to {aside}" in err
     assert served_versions(explicit_triton, repository) == before
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("restores_version_2")
 def test_a_ranker_that_never_switches_rolls_the_version_back(explicit_triton, repository, capsys):
     before = served_versions(explicit_triton, repository)
     silent_ranker = f"{LOOPBACK}:{pick_free_port()}"
@@ -312,6 +318,7 @@ def test_a_ranker_that_never_switches_rolls_the_version_back(explicit_triton, re
     assert f"error: the ranker at {silent_ranker} still answers with nothing" in err
     assert f"versions {before} served, as before" in err
     assert served_versions(explicit_triton, repository) == before
+    assert (repository / MODEL / "rolled-back-2").is_dir()
 
 
 @pytest.mark.integration
