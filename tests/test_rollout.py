@@ -136,12 +136,20 @@ def rollout_ranker(explicit_triton: TritonServer, repository: Path) -> Iterator[
         yield process
 
 
-def served_versions(triton: TritonServer, repository: Path) -> list[int]:
-    control = ModelControl(triton.grpc_url, repository, MODEL, timeout_s=10)
+@contextlib.contextmanager
+def model_control(
+    triton: TritonServer, repository: Path, timeout_s: float = 10
+) -> Iterator[ModelControl]:
+    control = ModelControl(triton.grpc_url, repository, MODEL, timeout_s=timeout_s)
     try:
-        return control.ready_versions()
+        yield control
     finally:
         control.close()
+
+
+def served_versions(triton: TritonServer, repository: Path) -> list[int]:
+    with model_control(triton, repository) as control:
+        return control.ready_versions()
 
 
 Sender = Callable[[int], object]
@@ -304,11 +312,8 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
         # tests after this one need the versions served before.
         explicit_triton.start()
         assert 9 not in served_versions(explicit_triton, repository)
-        control = ModelControl(explicit_triton.grpc_url, repository, MODEL, timeout_s=60)
-        try:
+        with model_control(explicit_triton, repository, timeout_s=60) as control:
             control.serve(before)
-        finally:
-            control.close()
     assert served_versions(explicit_triton, repository) == before
 
 
