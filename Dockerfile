@@ -31,6 +31,11 @@ RUN python3.11 -m venv /opt/ranker \
     && /opt/ranker/bin/pip install --no-cache-dir .
 
 COPY model_repository /models
+# The Python-backend models' bytecode for the backend's interpreter, written now: Python would
+# write it into the version dirs on their first load, and Triton loads a second copy of a served
+# version whose files changed on the next load request for it (export/targets/python_ort.py).
+RUN python3 -m compileall -q --invalidation-mode checked-hash /models
+
 COPY launcher/container_entrypoint.sh /usr/local/bin/container-entrypoint
 
 # Triton HTTP, gRPC and metrics; the ranker's gRPC API.

@@ -3,7 +3,9 @@
 import hashlib
 import importlib.util
 import json
+import os
 import string
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -115,6 +117,7 @@ def test_publishes_version_1_with_the_python_ort_layout(published: Path) -> None
     assert sorted(entry.name for entry in published.iterdir()) == ["1", "config.pbtxt"]
     version_dir = published / "1"
     assert sorted(entry.name for entry in version_dir.iterdir()) == [
+        "__pycache__",
         "manifest.json",
         "model.onnx",
         "model.optimized.onnx",
@@ -123,6 +126,27 @@ def test_publishes_version_1_with_the_python_ort_layout(published: Path) -> None
     ]
     assert (version_dir / "tokenizer" / "tokenizer.json").is_file()
     assert (version_dir / "model.py").read_text() == MODEL_SOURCE.read_text()
+
+
+def test_publishes_model_py_with_bytecode_that_python_keeps(published: Path) -> None:
+    """Python writes nothing into the version dir when it imports model.py, as the Python
+    backend does: Triton would count the served version as changed (python_ort.py)."""
+    version_dir = published / "1"
+    bytecode = Path(importlib.util.cache_from_source(str(version_dir / "model.py")))
+    # Hash-based and checked against the source: the two low bits of its flags (PEP 552).
+    assert int.from_bytes(bytecode.read_bytes()[4:8], "little") & 0b11 == 0b11
+    before = {path: path.stat().st_mtime_ns for path in version_dir.rglob("*")}
+    script = (
+        "import importlib.util, sys; "
+        "spec = importlib.util.spec_from_file_location('m', sys.argv[1]); "
+        "spec.loader.get_code('m')"
+    )
+    # A Python that writes bytecode, whatever this one was told.
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [sys.executable, "-c", script, str(version_dir / "model.py")], check=True, env=env
+    )
+    assert {path: path.stat().st_mtime_ns for path in version_dir.rglob("*")} == before
 
 
 def test_second_export_is_version_2_and_leaves_version_1_alone(

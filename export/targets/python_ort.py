@@ -5,9 +5,11 @@ which ships no onnxruntime backend. The version dir holds the graph twice: `mode
 into ONNX Runtime's transformer kernels (any recent ONNX Runtime runs it), and
 `model.optimized.onnx`, optimised further here once, which the served model loads instead when its
 ONNX Runtime is the version that wrote it (see `python_ort_model.py`): no optimisation at each
-load, and nothing written into a version dir that may be read-only.
+load, and nothing written into a version dir that may be read-only, nor into one that serves
+(`model.py`'s bytecode comes with it: `write_model_source`).
 """
 
+import py_compile
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ class PythonOrtTarget(OnnxRuntimeServed):
         details = write_ort_model(onnx_path, served, self.precision, context)
         context.log(f"optimising the graph offline ({OFFLINE_LEVEL}, CPU)...")
         optimize_offline(served, out_dir / OPTIMIZED_FILE)
-        shutil.copyfile(MODEL_SOURCE, out_dir / "model.py")
+        write_model_source(out_dir / "model.py")
         return {
             **details,
             "ort_optimized": {
@@ -60,6 +62,22 @@ class PythonOrtTarget(OnnxRuntimeServed):
             OPTIMIZED_FILE: ort_embedder(version_dir / OPTIMIZED_FILE, optimized_offline=True),
             MODEL_FILE: ort_embedder(version_dir / MODEL_FILE),
         }
+
+
+def write_model_source(destination: Path) -> None:
+    """model.py and its bytecode, hash-checked so that copies which change mtimes keep it valid.
+    Without it, Python writes the bytecode into the version dir on Triton's first load; Triton
+    then counts the served version as changed and, on the next load request for the model (a
+    rollout), loads a second copy of it, and discards that copy if a version loaded with it
+    fails: the CPU tritonserver crashed there now and then. This is the bytecode of the
+    interpreter that the bundled tritonserver's Python backend embeds; the Dockerfile compiles
+    the repository for the container's."""
+    shutil.copyfile(MODEL_SOURCE, destination)
+    py_compile.compile(
+        str(destination),
+        doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+    )
 
 
 def write_ort_model(
