@@ -42,10 +42,11 @@ CLIENTS = 4
 BUDGET_MS = 20_000
 
 
-def add_version(model_dir: Path, source: int, version: int) -> Path:
-    """A new version with the same weights: hard links, so it costs no copy of the model."""
+def add_version(model_dir: Path, source: int, version: int, ignore: Callable | None = None) -> Path:
+    """A new version with the same weights, copied as an export writes one: hard links would
+    touch the served version's files (their ctime), which Triton counts as a change of it."""
     target = model_dir / str(version)
-    shutil.copytree(model_dir / str(source), target, copy_function=os.link)
+    shutil.copytree(model_dir / str(source), target, ignore=ignore)
     return target
 
 
@@ -55,10 +56,21 @@ def copy_repository(source: Path, target: Path) -> Path:
         shutil.copytree(COMMITTED_REPOSITORY / model, target / model, ignore=IGNORED)
     (target / MODEL).mkdir(parents=True)
     shutil.copy(source / MODEL / "config.pbtxt", target / MODEL / "config.pbtxt")
-    shutil.copytree(
-        source / MODEL / "1", target / MODEL / "1", copy_function=os.link, ignore=IGNORED
-    )
+    # Whole, the bytecode of model.py included: Triton must find the version as exported.
+    shutil.copytree(source / MODEL / "1", target / MODEL / "1", copy_function=os.link)
     return target
+
+
+def backend_processes(version_dir: Path) -> set[int]:
+    """The Python backend stubs serving `version_dir`: one per model instance, started afresh
+    whenever Triton loads a copy of that version."""
+    script = f"{version_dir}/model.py".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and script in (entry / "cmdline").read_bytes().split(b"\0"):
+                found.add(int(entry.name))
+    return found
 
 
 # -- bad input -----------------------------------------------------------------------------
@@ -286,14 +298,34 @@ def test_rollout_and_rollback_drop_no_request(explicit_triton, rollout_ranker, r
 
 
 @pytest.mark.integration
+def test_a_version_loaded_beside_the_served_one_leaves_that_one_running(
+    explicit_triton, repository
+):
+    """Triton loads a second copy of a served version whose files changed since it loaded it,
+    when the model is next loaded: each rollout would load the old version again, and a failed
+    one made the CPU tritonserver crash discarding that copy (README, rollouts)."""
+    served = repository / MODEL / "1"
+    assert served_versions(explicit_triton, repository) == [1]
+    running = backend_processes(served)
+    assert running
+    with model_control(explicit_triton, repository, timeout_s=60) as control:
+        control.serve([1, 2])
+        try:
+            assert backend_processes(served) == running
+        finally:
+            control.serve([1])
+    assert backend_processes(served) == running
+
+
+@pytest.mark.integration
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     explicit_triton, repository, capsys
 ):
     before = served_versions(explicit_triton, repository)
-    broken = add_version(repository / MODEL, 1, 9)
-    for graph in broken.glob("*.onnx"):
-        graph.unlink()  # a hard link: replace it, never write through it
-        graph.write_bytes(b"not an onnx model")
+    graphs = shutil.ignore_patterns("*.onnx")
+    broken = add_version(repository / MODEL, 1, 9, ignore=graphs)
+    for graph in (repository / MODEL / "1").glob("*.onnx"):
+        (broken / graph.name).write_bytes(b"not an onnx model")
     aside = repository / MODEL / "rolled-back-9"
     try:
         code = main(rollout_argv("rollout", explicit_triton, repository, "--version", "9"))
@@ -307,9 +339,8 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     assert "error: version 9 did not load or warm" in err
     assert f"moved version 9 aside to {aside}" in err
     if not explicit_triton.running:
-        # Triton itself died putting the served version back: its CPU build segfaults there
-        # now and then (README, rollouts). A restart must not serve the broken version; the
-        # tests after this one need the versions served before.
+        # Triton itself died of the failed load (README, rollouts). A restart must not serve
+        # the broken version; the tests after this one need the versions served before.
         explicit_triton.start()
         assert 9 not in served_versions(explicit_triton, repository)
         with model_control(explicit_triton, repository, timeout_s=60) as control:
