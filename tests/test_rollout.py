@@ -57,6 +57,7 @@ def copy_repository(source: Path, target: Path) -> Path:
     (target / MODEL).mkdir(parents=True)
     shutil.copy(source / MODEL / "config.pbtxt", target / MODEL / "config.pbtxt")
     # Whole, the bytecode of model.py included: Triton must find the version as exported.
+    # Hard links are fine before this Triton has loaded the version (see add_version).
     shutil.copytree(source / MODEL / "1", target / MODEL / "1", copy_function=os.link)
     return target
 
